@@ -1,0 +1,366 @@
+"""`prepare`: SOURCEs -> a dataset folder; and reading that folder back.
+
+A dataset folder holds
+- `tokens.npy`: every file's token ids end to end (uint16, or uint32 for vocabularies over
+  65,536), memory-mappable so that corpora of 100,000 files need no RAM to open;
+- `tokenizer.json`: the tokenizer settings and its vocabulary;
+- `manifest.json`: the files (path, sha256, style, split, notes, tokens, seconds, offset into
+  `tokens.npy`, and figures for the health report), the skipped files with their reasons,
+  totals and the options used.
+The folder is assembled under a temporary name and renamed into place, and `manifest.json`
+is what marks a finished dataset: an interrupted prepare leaves nothing that looks finished.
+
+Per-file results are cached by file content hash and tokenizer settings (see `cache_dir`), so
+re-running the same command only hashes files and copies cached arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstmusic import __version__, atomic
+from lstmusic.errors import BadFile, UserError
+from lstmusic.sources import SourceFile, resolve_all
+from lstmusic.tokenizer import TokenizerSettings
+
+MANIFEST = "manifest.json"
+TOKENS = "tokens.npy"
+TOKENIZER = "tokenizer.json"
+# Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    sources: tuple[str, ...]
+    out: Path
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    val_fraction: float = 0.1  # share of files held out for validation (at least one file)
+    val_every: int = 0  # if > 0: hold out every Nth file by sorted name instead (fixed split)
+    seed: int = 0  # seeds the train/validation split
+    workers: int = 0  # processes tokenizing files; 0 = all cores
+    use_cache: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UserError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        if self.val_every < 0:
+            raise UserError(f"--val-every must be positive, not {self.val_every}")
+        if self.workers < 0:
+            raise UserError(f"--workers must be positive, not {self.workers}")
+
+
+@dataclass
+class FileResult:
+    source: SourceFile
+    sha256: str
+    tokens: object = None  # np.ndarray of ids, or list[str] for classic
+    figures: dict | None = None
+    reason: str | None = None  # why the file was skipped
+    cached: bool = False
+
+
+def cache_dir() -> Path:
+    """$LSTMUSIC_CACHE_DIR, else $XDG_CACHE_HOME/lstmusic, else ~/.cache/lstmusic."""
+    if os.environ.get("LSTMUSIC_CACHE_DIR"):
+        return Path(os.environ["LSTMUSIC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lstmusic"
+
+
+def settings_key(settings: TokenizerSettings) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, **asdict(settings)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Cache:
+    """Per-file results on disk: `<sha>-<settings key>.json` (+ `.npy` for token ids).
+
+    JSON and .npy only, loaded with allow_pickle=False: nothing in the cache can run code.
+    """
+
+    def __init__(self, root: Path, settings: TokenizerSettings, enabled: bool):
+        self.root = root / "tokens"
+        self.settings = settings
+        self.key = settings_key(settings)
+        self.enabled = enabled
+
+    def tokenizer_dict(self) -> dict:
+        """The miditok tokenizer's saved form, cached: building one imports miditok (~1 s)."""
+        from lstmusic.tokenizer import build_tokenizer
+
+        path = self.root.parent / "tokenizers" / f"{self.key}.json"
+        if self.enabled and path.exists():
+            return json.loads(path.read_text())
+        d = build_tokenizer(self.settings).to_dict()
+        if self.enabled:
+            atomic.write_json(path, d)
+        return d
+
+    def _stem(self, sha: str) -> Path:
+        return self.root / sha[:2] / f"{sha}-{self.key}"
+
+    def get(self, r: FileResult) -> bool:
+        if not self.enabled:
+            return False
+        stem = self._stem(r.sha256)
+        try:
+            meta = json.loads(stem.with_suffix(".json").read_text())
+            if "reason" in meta:
+                r.reason = meta["reason"]
+            elif "strings" in meta:
+                r.tokens, r.figures = meta["strings"], meta["figures"]
+            else:
+                r.tokens = np.load(stem.with_suffix(".npy"), allow_pickle=False)
+                r.figures = meta["figures"]
+        except (OSError, ValueError, KeyError):
+            return False
+        r.cached = True
+        return True
+
+    def put(self, r: FileResult) -> None:
+        if not self.enabled:
+            return
+        stem = self._stem(r.sha256)
+        if r.reason is not None:
+            meta = {"reason": r.reason}
+        elif isinstance(r.tokens, list):
+            meta = {"strings": r.tokens, "figures": r.figures}
+        else:
+            atomic.write_with(stem.with_suffix(".npy"),
+                              lambda p: _save_npy(p, np.asarray(r.tokens, np.int32)))
+            meta = {"figures": r.figures}
+        # Written after the .npy: an entry is complete once its .json exists.
+        atomic.write_json(stem.with_suffix(".json"), meta)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+# ------------------------------------------------------------------ tokenizing, in workers
+_WORKER_TOKENIZER = None
+
+
+def _init_worker(settings: TokenizerSettings) -> None:
+    global _WORKER_TOKENIZER
+    from lstmusic.tokenizer import build_tokenizer
+
+    # A classic tokenizer is only needed for its static extraction here.
+    _WORKER_TOKENIZER = build_tokenizer(settings)
+
+
+def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
+    try:
+        tokens, figures = _WORKER_TOKENIZER.encode_file(path)
+    except BadFile as exc:
+        return None, None, str(exc)
+    except (MemoryError, RecursionError) as exc:
+        return None, None, f"too large to read ({type(exc).__name__})"
+    return tokens, figures, None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tokenize_all(files: list[SourceFile], cfg: PrepareConfig, progress=None) -> list[FileResult]:
+    """One FileResult per file, from the cache where possible, else from worker processes."""
+    cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
+    results, todo = [], []
+    for f in files:
+        try:
+            r = FileResult(f, _sha256(f.path))
+        except OSError as exc:
+            results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}"))
+            continue
+        results.append(r)
+        if not cache.get(r):
+            todo.append(r)
+    if progress:
+        progress.start(len(files), done=len(files) - len(todo))
+    if todo:
+        workers = min(cfg.workers or os.cpu_count() or 1, len(todo))
+        if workers == 1:
+            _init_worker(cfg.tokenizer)
+            outputs = map(_tokenize, [r.source.path for r in todo])
+            _collect(todo, outputs, cache, progress)
+        else:
+            with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                     initargs=(cfg.tokenizer,)) as pool:
+                outputs = pool.map(_tokenize, [r.source.path for r in todo], chunksize=1)
+                _collect(todo, outputs, cache, progress)
+    return results
+
+
+def _collect(todo, outputs, cache, progress) -> None:
+    for r, (tokens, figures, reason) in zip(todo, outputs):
+        r.tokens, r.figures, r.reason = tokens, figures, reason
+        cache.put(r)
+        if progress:
+            progress.advance()
+
+
+# ------------------------------------------------------------------ the dataset folder
+def split_names(names: list[str], cfg: PrepareConfig) -> set[str]:
+    """The names held out for validation: file-level, deterministic for a seed."""
+    ordered = sorted(names)
+    if cfg.val_every:
+        return set(ordered[cfg.val_every - 1 :: cfg.val_every])
+    if len(ordered) < 2 or cfg.val_fraction == 0:
+        return set()
+    n_val = min(len(ordered) - 1, max(1, round(cfg.val_fraction * len(ordered))))
+    random.Random(cfg.seed).shuffle(ordered)
+    return set(ordered[:n_val])
+
+
+def check_output(out: Path) -> None:
+    """Refuse to replace anything that is not a dataset folder (or an empty folder)."""
+    if out.is_file():
+        raise UserError(f"{out}: exists and is a file, not a dataset folder")
+    if out.is_dir() and not (out / MANIFEST).exists() and any(out.iterdir()):
+        raise UserError(f"{out}: exists and is not a dataset folder; choose another -o")
+
+
+def prepare(cfg: PrepareConfig, progress=None) -> dict:
+    """Run the whole `prepare` stage and return the manifest that was written."""
+    from lstmusic.tokenizer import build_tokenizer
+
+    t0 = time.perf_counter()
+    check_output(cfg.out)
+    files = resolve_all(list(cfg.sources))
+    if not files:
+        raise UserError(f"no music files (.mid, .midi, .kar, .mxl, .xml, .musicxml, .abc, .krn) "
+                        f"in {', '.join(cfg.sources)}")
+    results = tokenize_all(files, cfg, progress)
+
+    good, skipped, seen = [], [], {}
+    for r in results:
+        if r.reason is None and r.sha256 in seen:
+            r.reason = f"same content as {seen[r.sha256]}"
+        if r.reason is not None:
+            skipped.append({"path": r.source.name, "reason": r.reason})
+        else:
+            seen[r.sha256] = r.source.name
+            good.append(r)
+    if progress:
+        progress.finish(skipped)
+    if not good:
+        raise UserError(f"no usable music in {', '.join(cfg.sources)} "
+                        f"({len(skipped)} file(s) skipped)")
+
+    if cfg.tokenizer.name == "classic":
+        tokenizer = build_tokenizer(cfg.tokenizer, [r.tokens for r in good])
+        tokenizer_dict = tokenizer.to_dict()
+        arrays = [tokenizer.ids(r.tokens) for r in good]
+    else:
+        tokenizer_dict = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache).tokenizer_dict()
+        arrays = [np.asarray(r.tokens) for r in good]
+    vocab_size = len(tokenizer_dict["vocab"])
+    dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
+    held_out = split_names([r.source.name for r in good], cfg)
+
+    entries, offset = [], 0
+    for r, ids in zip(good, arrays):
+        entries.append({
+            "path": r.source.name,
+            "sha256": r.sha256,
+            "style": r.source.style,
+            "split": "validation" if r.source.name in held_out else "train",
+            "notes": r.figures["notes"],
+            "tokens": int(len(ids)),
+            "seconds": r.figures["seconds"],
+            "offset": offset,
+            **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
+        })
+        offset += len(ids)
+    manifest = {
+        "format": 1,
+        "lstmusic_version": __version__,
+        "tokenizer": cfg.tokenizer.name,
+        "tokenizer_settings": asdict(cfg.tokenizer),
+        "vocab_size": vocab_size,
+        "dtype": np.dtype(dtype).name,
+        "sources": list(cfg.sources),
+        "split": {"val_fraction": cfg.val_fraction, "val_every": cfg.val_every, "seed": cfg.seed},
+        "styles": sorted({e["style"] for e in entries}),
+        "totals": {
+            "files": len(entries),
+            "skipped": len(skipped),
+            "tokens": offset,
+            "notes": sum(e["notes"] for e in entries),
+            "seconds": round(sum(e["seconds"] for e in entries), 3),
+            "train_files": sum(e["split"] == "train" for e in entries),
+            "validation_files": sum(e["split"] == "validation" for e in entries),
+            "cached_files": sum(r.cached for r in results),
+        },
+        "files": entries,
+        "skipped": skipped,
+    }
+    staged = atomic.staging_dir(cfg.out)
+    try:
+        all_ids = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+        _save_npy(staged / TOKENS, all_ids)
+        (staged / TOKENIZER).write_text(json.dumps(tokenizer_dict, indent=1) + "\n")
+        manifest["seconds_taken"] = round(time.perf_counter() - t0, 3)
+        # The manifest goes last: it is what marks the folder as a finished dataset.
+        (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        atomic.publish_dir(staged, cfg.out)
+    finally:
+        if staged.exists():
+            import shutil
+
+            shutil.rmtree(staged, ignore_errors=True)
+    return manifest
+
+
+@dataclass
+class Dataset:
+    """A prepared dataset folder, opened without reading its tokens into memory."""
+
+    root: Path
+    manifest: dict
+    tokenizer_dict: dict
+    ids: np.ndarray  # memory-mapped, all files end to end
+
+    @classmethod
+    def open(cls, root: Path) -> Dataset:
+        root = Path(root)
+        try:
+            manifest = json.loads((root / MANIFEST).read_text())
+            tokenizer_dict = json.loads((root / TOKENIZER).read_text())
+            ids = np.load(root / TOKENS, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise UserError(f"{root}: not a dataset folder (run `lstmusic prepare` first)") from None
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{root}: damaged dataset ({exc})") from None
+        return cls(root, manifest, tokenizer_dict, ids)
+
+    def file_ids(self, entry: dict) -> np.ndarray:
+        return self.ids[entry["offset"] : entry["offset"] + entry["tokens"]]
+
+    def split(self, name: str) -> list[dict]:
+        return [e for e in self.manifest["files"] if e["split"] == name]
+
+    def tokenizer(self):
+        from lstmusic.tokenizer import tokenizer_from_dict
+
+        return tokenizer_from_dict(self.tokenizer_dict)
+
+
+def is_dataset(path: Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()

@@ -1,0 +1,61 @@
+"""What `prepare` and `inspect` print: a summary and a short health report of a corpus."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+# Below these a 1-3 M parameter LSTM memorises rather than learns a style.
+SMALL_MINUTES = 60.0
+SMALL_TOKENS = 200_000
+_PITCH_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+
+
+def pitch_name(midi: int) -> str:
+    return f"{_PITCH_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def health_lines(manifest: dict) -> tuple[list[str], list[str]]:
+    """(facts, warnings) about a dataset's manifest, as short lines for people."""
+    files = manifest["files"]
+    t = manifest["totals"]
+    minutes = t["seconds"] / 60
+    val_min = sum(f["seconds"] for f in files if f["split"] == "validation") / 60
+    tempos = sorted(f["tempo"] for f in files)
+    keys = Counter(f["key"] for f in files).most_common(3)
+    styles = Counter(f["style"] for f in files)
+    facts = [
+        f"music: {minutes:.1f} min ({minutes - val_min:.1f} train, {val_min:.1f} validation; "
+        f"{t['train_files']} + {t['validation_files']} files)",
+        f"pitch range: {pitch_name(min(f['pitch_min'] for f in files))}"
+        f"-{pitch_name(max(f['pitch_max'] for f in files))}",
+        f"tempo: {tempos[0]:.0f}-{tempos[-1]:.0f} bpm (median {tempos[len(tempos) // 2]:.0f})",
+        "keys: " + ", ".join(f"{k} ({n})" for k, n in keys),
+        "styles: " + ", ".join(f"{s} ({n})" for s, n in sorted(styles.items())),
+    ]
+    warnings = []
+    if minutes < SMALL_MINUTES or t["tokens"] < SMALL_TOKENS:
+        warnings.append(
+            f"small corpus ({minutes:.0f} min, {t['tokens']:,} tokens): a model will soon "
+            "memorise it. Add more files, keep transposition augmentation on, or fine-tune a "
+            "model trained on a larger corpus with `lstmusic train --init-from RUN_DIR`."
+        )
+    if t["validation_files"] == 0:
+        warnings.append("no validation files: the loss cannot tell learning from memorising; "
+                        "use at least two files and --val-fraction > 0")
+    if t["skipped"] > t["files"]:
+        warnings.append(f"more files were skipped ({t['skipped']}) than used ({t['files']})")
+    return facts, warnings
+
+
+def print_summary(console, manifest: dict, elapsed: float) -> None:
+    t = manifest["totals"]
+    console.print(
+        f"[bold]{t['files']}[/] files read, [bold]{t['skipped']}[/] skipped "
+        f"({t['cached_files']} from cache); {t['notes']:,} notes, {t['tokens']:,} tokens, "
+        f"vocabulary {manifest['vocab_size']} ({manifest['tokenizer']}); {elapsed:.2f} s"
+    )
+    facts, warnings = health_lines(manifest)
+    for line in facts:
+        console.print(f"  {line}")
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}")

@@ -1,0 +1,100 @@
+"""Which files a SOURCE names, and the style label of each.
+
+A SOURCE is a folder (searched recursively), a single file, or `music21:NAME`, a folder of the
+corpus that ships inside the music21 package (`music21:bach` is the 433 Bach chorales): data
+that works on a fresh machine with no files of one's own.
+
+A file's style is the name of the immediate subfolder of the SOURCE folder it was found in
+(`games/zelda/x.mid` -> `zelda`), or the SOURCE's own name for files at its top, so that one
+model can learn several games and later be steered between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstmusic.errors import UserError
+
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+# Formats that only music21 reads; they are converted into the same note stream as MIDI.
+SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".abc", ".krn")
+SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
+MUSIC21_PREFIX = "music21:"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path  # absolute path of the file on disk
+    name: str  # how the file is shown and recorded: relative to its SOURCE, prefixed by it
+    style: str  # style label (see module docstring)
+
+
+def music21_corpus_root() -> Path:
+    """The folder of the corpus bundled with music21 (imports music21, ~0.2 s)."""
+    from music21 import corpus
+
+    paths = corpus.getCorePaths()
+    if not paths:
+        raise UserError("the music21 corpus is not installed (pip install music21)")
+    root = Path(paths[0])
+    while root.parent.name != "music21":
+        root = root.parent
+    return root.parent
+
+
+def list_corpora() -> dict[str, int]:
+    """Names usable as `music21:NAME` with the number of readable files in each."""
+    root = music21_corpus_root()
+    out = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        count = sum(1 for f in sub.rglob("*") if f.suffix.lower() in SUFFIXES)
+        if count:
+            out[sub.name] = count
+    return out
+
+
+def _walk(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _from_folder(folder: Path, label: str, top_style: str) -> list[SourceFile]:
+    out = []
+    for path in _walk(folder):
+        rel = path.relative_to(folder)
+        style = rel.parts[0] if len(rel.parts) > 1 else top_style
+        out.append(SourceFile(path.resolve(), f"{label}/{rel.as_posix()}", style))
+    return out
+
+
+def resolve(source: str) -> list[SourceFile]:
+    """The files of one SOURCE, sorted by name. Raises `UserError` if it does not exist."""
+    if source.startswith(MUSIC21_PREFIX):
+        name = source[len(MUSIC21_PREFIX):].strip("/")
+        folder = music21_corpus_root() / name
+        if not name or not folder.is_dir():
+            raise UserError(
+                f"{source}: no such music21 corpus; `lstmusic corpora` lists the names"
+            )
+        # Files of a built-in corpus all share its name as their style.
+        return _from_folder(folder, source, name)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _from_folder(path, path.name or str(path), path.resolve().name)
+    if path.is_file():
+        return [SourceFile(path.resolve(), path.name, path.resolve().parent.name)]
+    raise UserError(f"{source}: no such file or folder")
+
+
+def resolve_all(sources: list[str]) -> list[SourceFile]:
+    """All files of all SOURCEs, each path once, in the order given."""
+    seen, out = set(), []
+    for source in sources:
+        for f in resolve(source):
+            if f.path not in seen:
+                seen.add(f.path)
+                out.append(f)
+    return out
