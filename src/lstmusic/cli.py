@@ -33,17 +33,20 @@ class _Progress:
                             MofNCompleteColumn(), TimeRemainingColumn(),
                             console=console, transient=True)
         self.task = None
+        self.started = False
 
     def start(self, total: int, done: int = 0) -> None:
-        if done < total:
+        if done < total and self.console.is_terminal:  # no bar in logs and pipes
             self.bar.start()
+            self.started = True
         self.task = self.bar.add_task("tokenizing", total=total, completed=done)
 
     def advance(self) -> None:
         self.bar.advance(self.task)
 
     def finish(self, skipped: list[dict]) -> None:
-        self.bar.stop()
+        if self.started:
+            self.bar.stop()
         for s in skipped:
             self.console.print(f"[yellow]skip[/] {s['path']}: {s['reason']}", soft_wrap=True)
 

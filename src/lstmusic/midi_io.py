@@ -48,11 +48,33 @@ def _read_midi(path: Path) -> symusic.Score:
     data = path.read_bytes()
     if not data.startswith(b"MThd") and not data.startswith(b"RIFF"):
         raise BadFile("not a MIDI file (no MThd header)")
+    if data.startswith(b"MThd"):
+        _check_track_count(data)
     try:
         return symusic.Score.from_midi(data)
     # symusic reports every malformed-file condition as one of these.
     except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
         raise BadFile(f"unreadable MIDI: {_first_line(exc)}") from None
+
+
+def _check_track_count(data: bytes) -> None:
+    """Refuse a file whose header announces more or fewer tracks than it holds.
+
+    symusic reads such files leniently, but a missing track usually means a truncated or
+    corrupted file whose music is partly lost; a clear skip beats silently training on it.
+    """
+    if len(data) < 14:
+        raise BadFile("truncated MIDI header")
+    announced = int.from_bytes(data[10:12], "big")
+    pos, found = 8 + int.from_bytes(data[4:8], "big"), 0
+    while pos + 8 <= len(data):
+        if data[pos : pos + 4] == b"MTrk":
+            found += 1
+        pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
+    if pos > len(data):
+        raise BadFile("truncated: the last track ends past the end of the file")
+    if found != announced:
+        raise BadFile(f"header announces {announced} tracks, the file holds {found}")
 
 
 def _read_with_music21(path: Path) -> symusic.Score:

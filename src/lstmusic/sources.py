@@ -34,13 +34,10 @@ def music21_corpus_root() -> Path:
     """The folder of the corpus bundled with music21 (imports music21, ~0.2 s)."""
     from music21 import corpus
 
-    paths = corpus.getCorePaths()
-    if not paths:
-        raise UserError("the music21 corpus is not installed (pip install music21)")
-    root = Path(paths[0])
-    while root.parent.name != "music21":
-        root = root.parent
-    return root.parent
+    root = Path(corpus.__file__).parent
+    if not (root / "bach").is_dir():
+        raise UserError(f"the music21 corpus is missing from {root}; reinstall music21")
+    return root
 
 
 def list_corpora() -> dict[str, int]:
