@@ -8,8 +8,8 @@ import pytest
 from conftest import SHARED, piano_piece, write_midi
 
 from lstmusic import midi_io
-from lstmusic.errors import BadFile
 from lstmusic.classic import ClassicTokenizer, extract
+from lstmusic.errors import BadFile
 from lstmusic.tokenizer import (
     BOS,
     EOS,

@@ -208,7 +208,7 @@ def tokenize_all(files: list[SourceFile], cfg: PrepareConfig, progress=None) -> 
 
 
 def _collect(todo, outputs, cache, progress) -> None:
-    for r, (tokens, figures, reason) in zip(todo, outputs):
+    for r, (tokens, figures, reason) in zip(todo, outputs, strict=True):
         r.tokens, r.figures, r.reason = tokens, figures, reason
         cache.put(r)
         if progress:
@@ -275,7 +275,7 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
     held_out = split_names([r.source.name for r in good], cfg)
 
     entries, offset = [], 0
-    for r, ids in zip(good, arrays):
+    for r, ids in zip(good, arrays, strict=True):
         entries.append({
             "path": r.source.name,
             "sha256": r.sha256,
@@ -345,7 +345,8 @@ class Dataset:
             tokenizer_dict = json.loads((root / TOKENIZER).read_text())
             ids = np.load(root / TOKENS, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
-            raise UserError(f"{root}: not a dataset folder (run `lstmusic prepare` first)") from None
+            msg = f"{root}: not a dataset folder (run `lstmusic prepare` first)"
+            raise UserError(msg) from None
         except (ValueError, OSError) as exc:
             raise UserError(f"{root}: damaged dataset ({exc})") from None
         return cls(root, manifest, tokenizer_dict, ids)

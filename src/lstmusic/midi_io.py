@@ -94,7 +94,8 @@ def parse_music21(path: Path):
 
 def from_music21(stream) -> symusic.Score:
     """A music21 score (or opus of several) as a symusic score, via in-memory MIDI."""
-    from music21 import midi, stream as m21stream
+    from music21 import midi
+    from music21 import stream as m21stream
 
     if isinstance(stream, m21stream.Opus):
         # An ABC or Humdrum collection: lay its pieces end to end.
@@ -148,11 +149,13 @@ def normalise(score: symusic.Score, keep_programs: bool, keep_drums: bool) -> sy
             track.notes = symusic.Note.from_numpy(**notes)
             out.tracks.append(track)
     if not out.tracks:
-        reason = "only drum notes (use --keep-drums with --keep-programs)" if n_notes else "no notes"
-        raise BadFile(reason)
+        if n_notes:
+            raise BadFile("only drum notes (use --keep-drums with --keep-programs)")
+        raise BadFile("no notes")
     seconds = duration_seconds(out)
     if not math.isfinite(seconds) or seconds > MAX_SECONDS:
-        raise BadFile(f"lasts {seconds / 3600:.1f} hours, over the {MAX_SECONDS / 3600:.0f} h limit")
+        hours = seconds / 3600
+        raise BadFile(f"lasts {hours:.1f} hours, over the {MAX_SECONDS / 3600:.0f} h limit")
     return out
 
 

@@ -36,7 +36,8 @@ class TokenizerSettings:
         if self.name not in TOKENIZERS:
             raise UserError(f"unknown tokenizer {self.name!r}; choose from {', '.join(TOKENIZERS)}")
         if self.keep_drums and not self.keep_programs:
-            raise UserError("--keep-drums needs --keep-programs (drum hits would become piano notes)")
+            raise UserError(
+                "--keep-drums needs --keep-programs (drum hits would become piano notes)")
         if self.name == "classic" and (self.keep_programs or self.keep_drums):
             raise UserError("the classic tokenizer reads the first part only: "
                             "--keep-programs/--keep-drums do not apply")

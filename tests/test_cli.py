@@ -1,0 +1,59 @@
+"""The command line as a user meets it."""
+
+import subprocess
+import sys
+
+from conftest import piano_piece, write_midi
+
+from lstmusic.cli import main
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "lstmusic", *args], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_help_lists_the_stages_without_importing_torch():
+    code = ("import sys; from lstmusic.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'miditok', 'music21') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+    help_text = _run("--help").stdout
+    for command in ("prepare", "inspect", "corpora"):
+        assert command in help_text
+
+
+def test_unknown_options_and_bad_values_are_one_line_errors(tmp_path):
+    for args in (["prepare", "x", "-o", "y", "--colour"], ["prepare", "x"],
+                 ["prepare", "x", "-o", "y", "--tokenizer", "bpe"], ["frobnicate"]):
+        res = _run(*args)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, args
+    res = _run("prepare", str(tmp_path), "-o", str(tmp_path / "o"), "--val-fraction", "1.5")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--val-fraction" in res.stderr
+    res = _run("prepare", str(tmp_path), "-o", str(tmp_path / "o"), "--keep-drums")
+    assert res.returncode == 2 and "needs --keep-programs" in res.stderr
+
+
+def test_inspect_shows_a_files_tokens_and_a_datasets_summary(tmp_path, capsys):
+    path = write_midi(piano_piece(), tmp_path / "src" / "piece.mid")
+    assert main(["inspect", str(path), "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "remi tokens" in out and "Bar_None" in out and "more (--limit)" in out
+    assert main(["prepare", str(path.parent), "-o", str(tmp_path / "ds"), "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    assert "1 files read" in out and "src/piece.mid" in out and "music:" in out
+    assert main(["inspect", str(tmp_path / "src")]) == 2
+    assert main(["inspect", str(tmp_path / "nope.mid")]) == 2
+
+
+def test_corpora_lists_the_music21_corpus(capsys):
+    assert main(["corpora"]) == 0
+    out = capsys.readouterr().out
+    assert "music21:bach" in out
+
+
+def test_version():
+    res = _run("--version")
+    assert res.returncode == 0 and res.stdout.startswith("lstmusic ")
