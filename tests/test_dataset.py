@@ -95,9 +95,17 @@ def test_a_rerun_is_served_from_the_cache(tmp_path):
     _good(src, 3)
     cfg = PrepareConfig((str(src),), tmp_path / "ds", workers=1)
     first = prepare(cfg)
-    second = prepare(cfg)
-    assert first["totals"]["cached_files"] == 0 and second["totals"]["cached_files"] == 3
+    assert first["totals"]["cached_files"] == 0 and not first.get("up_to_date")
+    assert prepare(cfg)["up_to_date"]  # same inputs, same options: nothing to do
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds")
+    second = prepare(cfg)  # the dataset is gone: rebuilt from the per-file cache
+    assert second["totals"]["cached_files"] == 3 and not second.get("up_to_date")
     assert first["files"] == second["files"]
+    write_midi(piano_piece(50), src / "new.mid")  # a changed input is noticed
+    third = prepare(cfg)
+    assert not third.get("up_to_date") and third["totals"]["cached_files"] == 3
     other = prepare(PrepareConfig((str(src),), tmp_path / "ds2", TokenizerSettings("tsd"),
                                   workers=1))
     assert other["totals"]["cached_files"] == 0  # another tokenizer is another cache key
@@ -111,7 +119,8 @@ def test_identical_files_are_kept_once(tmp_path):
     (src / "copy.mid").write_bytes(a.read_bytes())
     m = prepare(PrepareConfig((str(src),), tmp_path / "ds", workers=1))
     assert m["totals"]["files"] == 2
-    assert m["skipped"] == [{"path": "src/good0.mid", "reason": "same content as src/copy.mid"}]
+    assert [(s["path"], s["reason"]) for s in m["skipped"]] == [
+        ("src/good0.mid", "same content as src/copy.mid")]
 
 
 def test_an_interrupted_prepare_leaves_no_dataset(tmp_path, monkeypatch):

@@ -49,7 +49,7 @@ class ClassicTokenizer:
     """The original vocabulary: special tokens, then the sorted set of corpus tokens."""
 
     def __init__(self, vocab: list[str]):
-        from lstmusic.tokenizer import SPECIAL_TOKENS
+        from lstmusic.config import SPECIAL_TOKENS
 
         if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError("a classic vocabulary starts with the special tokens")
@@ -59,7 +59,7 @@ class ClassicTokenizer:
 
     @classmethod
     def from_corpus(cls, token_lists) -> ClassicTokenizer:
-        from lstmusic.tokenizer import SPECIAL_TOKENS
+        from lstmusic.config import SPECIAL_TOKENS
 
         seen = sorted({t for tokens in token_lists for t in tokens})
         return cls(list(SPECIAL_TOKENS) + seen)

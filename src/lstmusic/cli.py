@@ -23,40 +23,46 @@ def _console(stderr: bool = False):
 
 
 class _Progress:
-    """A rich progress bar over files; skipped files are listed when it ends."""
+    """A rich progress bar over files, shown on a terminal while there is work to do;
+    skipped files are listed when it ends."""
 
-    def __init__(self, console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.console = console
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=console, transient=True)
-        self.task = None
+    def __init__(self):
+        self.bar = self.task = None
         self.started = False
 
     def start(self, total: int, done: int = 0) -> None:
-        if done < total and self.console.is_terminal:  # no bar in logs and pipes
+        if done < total and sys.stderr.isatty():  # no bar in logs and pipes
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), console=_console(stderr=True),
+                                transient=True)
+            self.task = self.bar.add_task("tokenizing", total=total, completed=done)
             self.bar.start()
             self.started = True
-        self.task = self.bar.add_task("tokenizing", total=total, completed=done)
 
     def advance(self) -> None:
-        self.bar.advance(self.task)
+        if self.started:
+            self.bar.advance(self.task)
 
     def finish(self, skipped: list[dict]) -> None:
         if self.started:
             self.bar.stop()
         for s in skipped:
-            self.console.print(f"[yellow]skip[/] {s['path']}: {s['reason']}", soft_wrap=True)
+            print(f"skip {s['path']}: {s['reason']}", file=sys.stderr)
 
 
 def cmd_prepare(args) -> int:
     import time
 
-    from lstmusic.dataset import PrepareConfig, prepare
-    from lstmusic.report import print_summary
-    from lstmusic.tokenizer import TokenizerSettings
+    from lstmusic.config import PrepareConfig, TokenizerSettings
+    from lstmusic.dataset import prepare
+    from lstmusic.report import summary_lines
 
     t0 = time.perf_counter()
     cfg = PrepareConfig(
@@ -69,23 +75,21 @@ def cmd_prepare(args) -> int:
         workers=args.workers,
         use_cache=not args.no_cache,
     )
-    console = _console(stderr=True)
-    manifest = prepare(cfg, _Progress(console))
-    print_summary(_console(), manifest, time.perf_counter() - t0)
-    _console().print(f"dataset written to {cfg.out}")
+    manifest = prepare(cfg, _Progress())
+    print("\n".join(summary_lines(manifest, time.perf_counter() - t0)))
+    print(f"dataset {'unchanged' if manifest.get('up_to_date') else 'written'}: {cfg.out}")
     return 0
 
 
 def cmd_inspect(args) -> int:
     from lstmusic.dataset import Dataset, is_dataset
-    from lstmusic.report import print_summary
+    from lstmusic.report import summary_lines
 
     target = Path(args.target)
     console = _console()
     if is_dataset(target):
-        ds = Dataset.open(target)
-        m = ds.manifest
-        print_summary(console, m, m.get("seconds_taken", 0.0))
+        m = Dataset.open(target).manifest
+        console.print("\n".join(summary_lines(m, m.get("seconds_taken", 0.0))))
         for e in m["files"][: args.limit]:
             console.print(f"  {e['split']:<10} {e['style']:<16} {e['tokens']:>8,} tokens  "
                           f"{e['seconds']:>7.1f} s  {e['path']}", soft_wrap=True)
@@ -122,7 +126,7 @@ def cmd_corpora(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lstmusic.tokenizer import TOKENIZERS
+    from lstmusic.config import TOKENIZERS
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(

@@ -20,43 +20,24 @@ import hashlib
 import json
 import os
 import random
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from lstmusic import __version__, atomic
+from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.errors import BadFile, UserError
 from lstmusic.sources import SourceFile, resolve_all
-from lstmusic.tokenizer import TokenizerSettings
+
+# numpy, symusic and miditok are imported only where needed: re-running `prepare` on an
+# up-to-date dataset only hashes files and reads the manifest, in well under 0.1 s.
 
 MANIFEST = "manifest.json"
 TOKENS = "tokens.npy"
 TOKENIZER = "tokenizer.json"
 # Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
 CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    sources: tuple[str, ...]
-    out: Path
-    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
-    val_fraction: float = 0.1  # share of files held out for validation (at least one file)
-    val_every: int = 0  # if > 0: hold out every Nth file by sorted name instead (fixed split)
-    seed: int = 0  # seeds the train/validation split
-    workers: int = 0  # processes tokenizing files; 0 = all cores
-    use_cache: bool = True
-
-    def __post_init__(self):
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise UserError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
-        if self.val_every < 0:
-            raise UserError(f"--val-every must be positive, not {self.val_every}")
-        if self.workers < 0:
-            raise UserError(f"--workers must be positive, not {self.workers}")
 
 
 @dataclass
@@ -94,18 +75,6 @@ class Cache:
         self.key = settings_key(settings)
         self.enabled = enabled
 
-    def tokenizer_dict(self) -> dict:
-        """The miditok tokenizer's saved form, cached: building one imports miditok (~1 s)."""
-        from lstmusic.tokenizer import build_tokenizer
-
-        path = self.root.parent / "tokenizers" / f"{self.key}.json"
-        if self.enabled and path.exists():
-            return json.loads(path.read_text())
-        d = build_tokenizer(self.settings).to_dict()
-        if self.enabled:
-            atomic.write_json(path, d)
-        return d
-
     def _stem(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}-{self.key}"
 
@@ -113,9 +82,11 @@ class Cache:
         if not self.enabled:
             return False
         stem = self._stem(r.sha256)
+        import numpy as np
+
         try:
             meta = json.loads(stem.with_suffix(".json").read_text())
-            if "reason" in meta:
+            if "reason" in meta:  # a file known to be unusable
                 r.reason = meta["reason"]
             elif "strings" in meta:
                 r.tokens, r.figures = meta["strings"], meta["figures"]
@@ -136,6 +107,8 @@ class Cache:
         elif isinstance(r.tokens, list):
             meta = {"strings": r.tokens, "figures": r.figures}
         else:
+            import numpy as np
+
             atomic.write_with(stem.with_suffix(".npy"),
                               lambda p: _save_npy(p, np.asarray(r.tokens, np.int32)))
             meta = {"figures": r.figures}
@@ -143,26 +116,29 @@ class Cache:
         atomic.write_json(stem.with_suffix(".json"), meta)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def _save_npy(path: Path, array) -> None:
+    import numpy as np
+
     with open(path, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
 
 
 # ------------------------------------------------------------------ tokenizing, in workers
-_WORKER_TOKENIZER = None
+# The tokenizer of the running `prepare`: built once in the parent and inherited by forked
+# workers (or rebuilt by `_init_worker` where processes are spawned).
+_TOKENIZER = None
 
 
 def _init_worker(settings: TokenizerSettings) -> None:
-    global _WORKER_TOKENIZER
+    global _TOKENIZER
     from lstmusic.tokenizer import build_tokenizer
 
-    # A classic tokenizer is only needed for its static extraction here.
-    _WORKER_TOKENIZER = build_tokenizer(settings)
+    _TOKENIZER = build_tokenizer(settings)  # classic: only its static extraction is used
 
 
 def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
     try:
-        tokens, figures = _WORKER_TOKENIZER.encode_file(path)
+        tokens, figures = _TOKENIZER.encode_file(path)
     except BadFile as exc:
         return None, None, str(exc)
     except (MemoryError, RecursionError) as exc:
@@ -178,33 +154,45 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def tokenize_all(files: list[SourceFile], cfg: PrepareConfig, progress=None) -> list[FileResult]:
-    """One FileResult per file, from the cache where possible, else from worker processes."""
-    cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
-    results, todo = [], []
+def hash_files(files: list[SourceFile]) -> list[FileResult]:
+    results = []
     for f in files:
         try:
-            r = FileResult(f, _sha256(f.path))
+            results.append(FileResult(f, _sha256(f.path)))
         except OSError as exc:
             results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}"))
-            continue
-        results.append(r)
-        if not cache.get(r):
-            todo.append(r)
-    if progress:
-        progress.start(len(files), done=len(files) - len(todo))
-    if todo:
-        workers = min(cfg.workers or os.cpu_count() or 1, len(todo))
-        if workers == 1:
-            _init_worker(cfg.tokenizer)
-            outputs = map(_tokenize, [r.source.path for r in todo])
-            _collect(todo, outputs, cache, progress)
-        else:
-            with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                     initargs=(cfg.tokenizer,)) as pool:
-                outputs = pool.map(_tokenize, [r.source.path for r in todo], chunksize=1)
-                _collect(todo, outputs, cache, progress)
     return results
+
+
+def tokenize_all(results: list[FileResult], cfg: PrepareConfig, progress=None):
+    """Fill each FileResult from the cache where possible, else in worker processes.
+
+    Returns the tokenizer (None if every file came from the cache and none was needed).
+    """
+    global _TOKENIZER
+    cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
+    todo = [r for r in results if r.reason is None and not cache.get(r)]
+    if progress:
+        progress.start(len(results), done=len(results) - len(todo))
+    if not todo:
+        return None
+    _init_worker(cfg.tokenizer)
+    workers = min(cfg.workers or os.cpu_count() or 1, len(todo))
+    paths = [r.source.path for r in todo]
+    if workers == 1:
+        _collect(todo, map(_tokenize, paths), cache, progress)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork shares the already-built tokenizer and imported modules with the workers
+        # (no per-process import of miditok); elsewhere each worker builds its own.
+        fork = sys.platform.startswith("linux")
+        ctx = multiprocessing.get_context("fork" if fork else "spawn")
+        init = {} if fork else {"initializer": _init_worker, "initargs": (cfg.tokenizer,)}
+        with ProcessPoolExecutor(workers, mp_context=ctx, **init) as pool:
+            _collect(todo, pool.map(_tokenize, paths, chunksize=1), cache, progress)
+    return _TOKENIZER
 
 
 def _collect(todo, outputs, cache, progress) -> None:
@@ -236,24 +224,54 @@ def check_output(out: Path) -> None:
         raise UserError(f"{out}: exists and is not a dataset folder; choose another -o")
 
 
-def prepare(cfg: PrepareConfig, progress=None) -> dict:
-    """Run the whole `prepare` stage and return the manifest that was written."""
-    from lstmusic.tokenizer import build_tokenizer
+def _inputs_key(cfg: PrepareConfig, results: list[FileResult]) -> str:
+    """What a dataset was made from: options, code version and every input's content."""
+    h = hashlib.sha256(json.dumps({
+        "version": __version__, "cache": CACHE_VERSION, "tokenizer": asdict(cfg.tokenizer),
+        "split": [cfg.val_fraction, cfg.val_every, cfg.seed],
+    }, sort_keys=True).encode())
+    for r in results:
+        h.update(f"{r.source.name}\t{r.sha256}\t{r.reason or ''}\n".encode())
+    return h.hexdigest()
 
+
+def _up_to_date(out: Path, key: str) -> dict | None:
+    """The existing manifest at `out` if it was made from exactly these inputs."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("inputs_key") != key or not (out / TOKENS).is_file():
+        return None
+    return manifest
+
+
+def prepare(cfg: PrepareConfig, progress=None) -> dict:
+    """Run the whole `prepare` stage and return the manifest of the dataset at `cfg.out`.
+
+    If `cfg.out` already holds the dataset of exactly these inputs and options, it is left
+    as it is (`manifest["up_to_date"]` is then True).
+    """
     t0 = time.perf_counter()
     check_output(cfg.out)
     files = resolve_all(list(cfg.sources))
     if not files:
         raise UserError(f"no music files (.mid, .midi, .kar, .mxl, .xml, .musicxml, .abc, .krn) "
                         f"in {', '.join(cfg.sources)}")
-    results = tokenize_all(files, cfg, progress)
+    results = hash_files(files)
+    key = _inputs_key(cfg, results)
+    if cfg.use_cache and (manifest := _up_to_date(cfg.out, key)) is not None:
+        if progress:
+            progress.finish(manifest["skipped"])
+        return {**manifest, "up_to_date": True}
+    tokenizer = tokenize_all(results, cfg, progress)
 
     good, skipped, seen = [], [], {}
     for r in results:
         if r.reason is None and r.sha256 in seen:
             r.reason = f"same content as {seen[r.sha256]}"
         if r.reason is not None:
-            skipped.append({"path": r.source.name, "reason": r.reason})
+            skipped.append({"path": r.source.name, "reason": r.reason, "sha256": r.sha256})
         else:
             seen[r.sha256] = r.source.name
             good.append(r)
@@ -262,15 +280,22 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
     if not good:
         raise UserError(f"no usable music in {', '.join(cfg.sources)} "
                         f"({len(skipped)} file(s) skipped)")
+    return _write(cfg, key, good, skipped, tokenizer, results, t0)
+
+
+def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
+    import numpy as np
+
+    from lstmusic.tokenizer import build_tokenizer
 
     if cfg.tokenizer.name == "classic":
+        # The original's vocabulary is the sorted set of the corpus' tokens.
         tokenizer = build_tokenizer(cfg.tokenizer, [r.tokens for r in good])
-        tokenizer_dict = tokenizer.to_dict()
         arrays = [tokenizer.ids(r.tokens) for r in good]
     else:
-        tokenizer_dict = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache).tokenizer_dict()
+        tokenizer = tokenizer or build_tokenizer(cfg.tokenizer)
         arrays = [np.asarray(r.tokens) for r in good]
-    vocab_size = len(tokenizer_dict["vocab"])
+    vocab_size = len(tokenizer.vocab)
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
     held_out = split_names([r.source.name for r in good], cfg)
 
@@ -297,6 +322,7 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
         "dtype": np.dtype(dtype).name,
         "sources": list(cfg.sources),
         "split": {"val_fraction": cfg.val_fraction, "val_every": cfg.val_every, "seed": cfg.seed},
+        "inputs_key": key,
         "styles": sorted({e["style"] for e in entries}),
         "totals": {
             "files": len(entries),
@@ -310,13 +336,13 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
         },
         "files": entries,
         "skipped": skipped,
+        "seconds_taken": round(time.perf_counter() - t0, 3),
     }
     staged = atomic.staging_dir(cfg.out)
     try:
         all_ids = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
         _save_npy(staged / TOKENS, all_ids)
-        (staged / TOKENIZER).write_text(json.dumps(tokenizer_dict, indent=1) + "\n")
-        manifest["seconds_taken"] = round(time.perf_counter() - t0, 3)
+        (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
         # The manifest goes last: it is what marks the folder as a finished dataset.
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
         atomic.publish_dir(staged, cfg.out)
@@ -335,10 +361,12 @@ class Dataset:
     root: Path
     manifest: dict
     tokenizer_dict: dict
-    ids: np.ndarray  # memory-mapped, all files end to end
+    ids: object  # np.memmap of all files' ids end to end
 
     @classmethod
     def open(cls, root: Path) -> Dataset:
+        import numpy as np
+
         root = Path(root)
         try:
             manifest = json.loads((root / MANIFEST).read_text())
@@ -351,7 +379,7 @@ class Dataset:
             raise UserError(f"{root}: damaged dataset ({exc})") from None
         return cls(root, manifest, tokenizer_dict, ids)
 
-    def file_ids(self, entry: dict) -> np.ndarray:
+    def file_ids(self, entry: dict):
         return self.ids[entry["offset"] : entry["offset"] + entry["tokens"]]
 
     def split(self, name: str) -> list[dict]:

@@ -47,15 +47,17 @@ def health_lines(manifest: dict) -> tuple[list[str], list[str]]:
     return facts, warnings
 
 
-def print_summary(console, manifest: dict, elapsed: float) -> None:
+def summary_lines(manifest: dict, elapsed: float) -> list[str]:
+    """The summary `prepare` and `inspect` print (plain text: fast to import, fine in logs)."""
     t = manifest["totals"]
-    console.print(
-        f"[bold]{t['files']}[/] files read, [bold]{t['skipped']}[/] skipped "
-        f"({t['cached_files']} from cache); {t['notes']:,} notes, {t['tokens']:,} tokens, "
-        f"vocabulary {manifest['vocab_size']} ({manifest['tokenizer']}); {elapsed:.2f} s"
-    )
+    how = "up to date, nothing to do" if manifest.get("up_to_date") else (
+        f"{t['cached_files']} from cache")
+    lines = [
+        f"{t['files']} files read, {t['skipped']} skipped ({how}); {t['notes']:,} notes, "
+        f"{t['tokens']:,} tokens, vocabulary {manifest['vocab_size']} "
+        f"({manifest['tokenizer']}); {elapsed:.2f} s"
+    ]
     facts, warnings = health_lines(manifest)
-    for line in facts:
-        console.print(f"  {line}")
-    for line in warnings:
-        console.print(f"[yellow]warning:[/] {line}")
+    lines += [f"  {line}" for line in facts]
+    lines += [f"warning: {line}" for line in warnings]
+    return lines

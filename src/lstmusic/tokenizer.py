@@ -12,44 +12,53 @@ bins), bars and time signatures; ids 0-2 are PAD, BOS and EOS in every tokenizer
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from lstmusic import midi_io
+from lstmusic.config import BOS, EOS, PAD, SPECIAL_TOKENS, TOKENIZERS, TokenizerSettings
 from lstmusic.errors import BadFile, UserError
 
-TOKENIZERS = ("remi", "tsd", "midilike", "classic")
-SPECIAL_TOKENS = ("PAD_None", "BOS_None", "EOS_None")
-PAD, BOS, EOS = 0, 1, 2
+__all__ = ["BOS", "EOS", "PAD", "SPECIAL_TOKENS", "TOKENIZERS", "TokenizerSettings",
+           "MiditokTokenizer", "build_tokenizer", "tokenizer_from_dict"]
 
 
-@dataclass(frozen=True)
-class TokenizerSettings:
-    name: str = "remi"  # one of TOKENIZERS
-    keep_programs: bool = False  # one stream per GM program, with Program tokens
-    keep_drums: bool = False  # keep drum tracks (only meaningful with keep_programs)
-    num_velocities: int = 16  # velocity bins; 16 is finer than a player's dynamics markings
+def import_miditok():
+    """Import miditok without its optional PyTorch helpers.
 
-    def __post_init__(self):
-        if self.name not in TOKENIZERS:
-            raise UserError(f"unknown tokenizer {self.name!r}; choose from {', '.join(TOKENIZERS)}")
-        if self.keep_drums and not self.keep_programs:
-            raise UserError(
-                "--keep-drums needs --keep-programs (drum hits would become piano notes)")
-        if self.name == "classic" and (self.keep_programs or self.keep_drums):
-            raise UserError("the classic tokenizer reads the first part only: "
-                            "--keep-programs/--keep-drums do not apply")
-        if not 1 <= self.num_velocities <= 127:
-            raise UserError(f"num_velocities must be 1..127, not {self.num_velocities}")
+    miditok's `pytorch_data` imports torch (~0.7 s a process) only for dataset classes we do
+    not use; it is skipped on ImportError, so torch is hidden while miditok loads. Where
+    torch is already imported (training), nothing is hidden.
+    """
+    import sys
+
+    if "miditok" in sys.modules or "torch" in sys.modules:
+        import miditok
+
+        return miditok
+
+    class _HideTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is not needed to tokenize")
+            return None
+
+    hider = _HideTorch()
+    sys.meta_path.insert(0, hider)
+    try:
+        import miditok
+    finally:
+        sys.meta_path.remove(hider)
+    return miditok
 
 
 class MiditokTokenizer:
     """A miditok tokenizer over lstmusic's merged note stream."""
 
     def __init__(self, settings: TokenizerSettings):
-        import miditok
+        miditok = import_miditok()
 
         self.settings = settings
         config = miditok.TokenizerConfig(
@@ -83,13 +92,11 @@ class MiditokTokenizer:
 
     def decode(self, ids) -> tuple:
         """(symusic.Score, number of special tokens dropped) for a sequence of ids."""
-        from miditok import TokSequence
-
         raw = [int(i) for i in ids]
         ids = [i for i in raw if i not in (PAD, BOS, EOS)]
         dropped = len(raw) - len(ids)
 
-        seq = TokSequence(ids=ids)
+        seq = import_miditok().TokSequence(ids=ids)
         score = self.inner.decode(seq if self.settings.keep_programs else [seq])
         return score, dropped
 
