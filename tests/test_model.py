@@ -1,0 +1,86 @@
+"""The network and its checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+from lstmusic import checkpoint
+from lstmusic.errors import UserError
+from lstmusic.model import PRESETS, ModelConfig, MusicLSTM
+
+
+def test_forward_predicts_every_position_and_step_matches_it():
+    torch.manual_seed(0)
+    model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=50, n_styles=3)).eval()
+    ids = torch.randint(0, 50, (2, 12))
+    style = torch.tensor([0, 2])
+    logits, (h, c) = model(ids, style)
+    assert logits.shape == (2, 12, 50) and h.shape == (1, 2, 32)
+    state = None
+    for t in range(12):  # one step at a time, carrying the state, gives the same logits
+        step_logits, state = model.step(ids[:, t], style, state)
+        torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_styles_steer_the_prediction():
+    torch.manual_seed(0)
+    model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=20, n_styles=2)).eval()
+    torch.nn.init.normal_(model.style.weight)
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    logits, _ = model(ids, torch.tensor([0, 1]))
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_presets_and_tied_weights():
+    classic = ModelConfig.from_preset("classic", vocab_size=329, n_styles=1)
+    assert (classic.layers, classic.hidden_dim) == (3, 512) and classic.tied
+    model = MusicLSTM(classic)
+    assert model.head.weight is model.embed.weight
+    assert set(PRESETS) == {"tiny", "small", "medium", "classic"}
+    with pytest.raises(UserError, match="unknown preset"):
+        ModelConfig.from_preset("huge", vocab_size=10, n_styles=1)
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    torch.manual_seed(1)
+    cfg = ModelConfig.from_preset("tiny", vocab_size=40, n_styles=2)
+    model = MusicLSTM(cfg)
+    checkpoint.save_model(tmp_path, model, {"model": cfg.__dict__})
+    loaded, config = checkpoint.load_model(tmp_path)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    assert loaded.head.weight is loaded.embed.weight
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["vocab_size"] == 40
+
+
+def test_a_pickle_is_refused_without_being_opened(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for suffix in (".pt", ".pkl", ".ckpt"):
+        path = tmp_path / f"model{suffix}"
+        path.write_bytes(pickle.dumps(Payload()))
+        with pytest.raises(UserError, match="pickle-based checkpoints"):
+            checkpoint.load_tensors(path)
+        with pytest.raises(UserError, match="pickle-based checkpoints"):
+            checkpoint.load_model(path)
+    assert not marker.exists()
+    disguised = tmp_path / "model.safetensors"
+    disguised.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(UserError, match="not a readable safetensors file"):
+        checkpoint.load_tensors(disguised)
+    assert not marker.exists()
+
+
+def test_missing_or_damaged_run_folders_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="no such run folder"):
+        checkpoint.load_model(tmp_path / "nope")
+    with pytest.raises(UserError, match="not a run folder"):
+        checkpoint.load_model(tmp_path)
