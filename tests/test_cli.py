@@ -19,7 +19,7 @@ def test_help_lists_the_stages_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
     help_text = _run("--help").stdout
-    for command in ("prepare", "inspect", "corpora"):
+    for command in ("prepare", "inspect", "corpora", "train"):
         assert command in help_text
 
 
@@ -52,6 +52,19 @@ def test_corpora_lists_the_music21_corpus(capsys):
     assert main(["corpora"]) == 0
     out = capsys.readouterr().out
     assert "music21:bach" in out
+
+
+def test_train_command_learns_from_a_source_folder(tmp_path, capsys):
+    for i in range(4):
+        write_midi(piano_piece(i), tmp_path / "src" / f"{i}.mid")
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "src"), "-o", str(run), "--preset", "tiny",
+                 "--max-steps", "20", "--eval-every", "10"]) == 0
+    assert "best validation loss" in capsys.readouterr().out
+    assert (run / "model.safetensors").exists() and (run / "data" / "manifest.json").exists()
+    (tmp_path / "weights.pt").write_bytes(b"not opened")
+    assert main(["train", str(tmp_path / "weights.pt"), "-o", str(run)]) == 2
+    assert "pickle-based checkpoints" in capsys.readouterr().err
 
 
 def test_version():

@@ -16,7 +16,7 @@ def test_forward_predicts_every_position_and_step_matches_it():
     ids = torch.randint(0, 50, (2, 12))
     style = torch.tensor([0, 2])
     logits, (h, c) = model(ids, style)
-    assert logits.shape == (2, 12, 50) and h.shape == (1, 2, 32)
+    assert logits.shape == (2, 12, 50) and h.shape == (1, 2, model.cfg.hidden_dim)
     state = None
     for t in range(12):  # one step at a time, carrying the state, gives the same logits
         step_logits, state = model.step(ids[:, t], style, state)

@@ -116,6 +116,28 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from lstmusic.checkpoint import refuse_pickle
+    from lstmusic.config import PrepareConfig
+    from lstmusic.dataset import is_dataset, prepare
+
+    refuse_pickle(Path(args.data))
+    data, run_dir = Path(args.data), Path(args.output)
+    if not is_dataset(data):  # a SOURCE: prepare it into the run folder first (cached)
+        cfg = PrepareConfig(sources=(args.data,), out=run_dir / "data")
+        prepare(cfg, _Progress())
+        data = cfg.out
+    from lstmusic.train import TrainConfig, train
+
+    cfg = TrainConfig(preset=args.preset, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+                      seed=args.seed)
+    result = train(data, run_dir, cfg, resume=args.resume)
+    print(f"best validation loss {result['best_val_loss']:.3f} nats/token "
+          f"(unigram baseline {result['unigram_nll']:.3f}); run folder: {run_dir}")
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from lstmusic.sources import list_corpora
 
@@ -165,6 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizer to show a file with")
     p.add_argument("--limit", type=int, default=200, help="rows shown at most")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("train", formatter_class=fmt, help="train an LSTM on a dataset",
+                       description="Train on a prepared dataset folder, or on any SOURCE "
+                                   "that `prepare` accepts (prepared into RUN_DIR/data).")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
+    p.add_argument("--preset", choices=("tiny", "small", "medium", "classic"), default="small")
+    p.add_argument("--max-steps", type=int, default=2000)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="time budget (0: none)")
+    p.add_argument("--eval-every", type=int, default=100, metavar="N")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("corpora", formatter_class=fmt,
                        help="list the built-in music21 corpora usable as music21:NAME")

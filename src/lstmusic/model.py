@@ -17,7 +17,7 @@ from lstmusic.errors import UserError
 
 # Sizes of the presets; the vocabulary and style count come from the dataset.
 PRESETS = {
-    "tiny": dict(embed_dim=32, hidden_dim=32, layers=1, dropout=0.0),  # seconds; for tests
+    "tiny": dict(embed_dim=96, hidden_dim=96, layers=1, dropout=0.0),  # seconds; for tests
     "small": dict(embed_dim=384, hidden_dim=384, layers=2, dropout=0.2),  # a laptop CPU
     "medium": dict(embed_dim=768, hidden_dim=768, layers=3, dropout=0.2),  # a GPU
     "classic": dict(embed_dim=512, hidden_dim=512, layers=3, dropout=0.3),  # the original's
