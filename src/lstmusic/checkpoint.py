@@ -48,12 +48,28 @@ def load_tensors(path: Path) -> dict:
         raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
-def save_model(run_dir: Path, model, config: dict, name: str = WEIGHTS) -> None:
-    """Weights (tied tensors stored once) and the JSON config that alone rebuilds the model."""
-    state = {k: v for k, v in model.state_dict().items()}
-    if getattr(model.cfg, "tied", False):
-        state.pop("head.weight", None)  # the same tensor as embed.weight
-    save_tensors(Path(run_dir) / name, state)
+def save_weights(path: Path, model) -> None:
+    """The model's weights, a tied output layer stored once (it is the embedding)."""
+    state = dict(model.state_dict())
+    if model.cfg.tied:
+        state.pop("head.weight")
+    save_tensors(path, state)
+
+
+def load_weights(model, path: Path) -> None:
+    """Load weights written by `save_weights` into `model`, re-tying the output layer."""
+    state = load_tensors(path)
+    if model.cfg.tied and "embed.weight" in state:
+        state["head.weight"] = state["embed.weight"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: weights do not match the model's config ({exc})") from None
+
+
+def save_model(run_dir: Path, model, config: dict) -> None:
+    """Weights and the JSON config that alone rebuilds the model."""
+    save_weights(Path(run_dir) / WEIGHTS, model)
     atomic.write_json(Path(run_dir) / CONFIG, config)
 
 
@@ -72,11 +88,5 @@ def load_model(run_dir: Path, device: str = "cpu"):
     except ValueError as exc:
         raise UserError(f"{run_dir / CONFIG}: damaged ({exc})") from None
     model = MusicLSTM(ModelConfig(**config["model"]))
-    state = load_tensors(run_dir / WEIGHTS)
-    if model.cfg.tied:
-        state["head.weight"] = state["embed.weight"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UserError(f"{run_dir}: weights do not match its config ({exc})") from None
+    load_weights(model, run_dir / WEIGHTS)
     return model.to(device).eval(), config

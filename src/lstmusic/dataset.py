@@ -71,7 +71,6 @@ class Cache:
 
     def __init__(self, root: Path, settings: TokenizerSettings, enabled: bool):
         self.root = root / "tokens"
-        self.settings = settings
         self.key = settings_key(settings)
         self.enabled = enabled
 
@@ -169,7 +168,6 @@ def tokenize_all(results: list[FileResult], cfg: PrepareConfig, progress=None):
 
     Returns the tokenizer (None if every file came from the cache and none was needed).
     """
-    global _TOKENIZER
     cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
     todo = [r for r in results if r.reason is None and not cache.get(r)]
     if progress:

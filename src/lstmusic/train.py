@@ -190,9 +190,7 @@ def schedule(cfg: TrainConfig):
 # ---------------------------------------------------------------- checkpoints
 def _save_last(run_dir: Path, model, opt, step: int, sampler, extra: dict) -> None:
     last = run_dir / "last"
-    checkpoint.save_tensors(last / "model.safetensors",
-                            {k: v for k, v in model.state_dict().items()
-                             if not (model.cfg.tied and k == "head.weight")})
+    checkpoint.save_weights(last / "model.safetensors", model)
     opt_state = opt.state_dict()
     tensors = {"torch_rng": torch.get_rng_state()}
     for pid, st in opt_state["state"].items():
@@ -214,10 +212,7 @@ def _load_last(run_dir: Path, model, opt, sampler) -> dict:
         state = json.loads((last / "state.json").read_text())
     except FileNotFoundError:
         raise UserError(f"{run_dir}: nothing to resume (no last/state.json)") from None
-    weights = checkpoint.load_tensors(last / "model.safetensors")
-    if model.cfg.tied:
-        weights["head.weight"] = weights["embed.weight"]
-    model.load_state_dict(weights)
+    checkpoint.load_weights(model, last / "model.safetensors")
     tensors = checkpoint.load_tensors(last / "optimizer.safetensors")
     opt_state = {"state": {}, "param_groups": state["param_groups"]}
     for key, value in tensors.items():
