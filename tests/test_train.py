@@ -10,7 +10,8 @@ from lstmusic import checkpoint
 from lstmusic import train as train_mod
 from lstmusic.config import PrepareConfig
 from lstmusic.dataset import prepare
-from lstmusic.train import TrainConfig, shift_tables, train
+from lstmusic.train import TrainConfig, train
+from lstmusic.windows import shift_tables
 
 
 @pytest.fixture

@@ -118,24 +118,60 @@ def cmd_inspect(args) -> int:
 
 def cmd_train(args) -> int:
     from lstmusic.checkpoint import refuse_pickle
-    from lstmusic.config import PrepareConfig
+    from lstmusic.config import PrepareConfig, TrainConfig
     from lstmusic.dataset import is_dataset, prepare
 
+    cfg = TrainConfig(**_settings(args, TrainConfig, "train"))
     refuse_pickle(Path(args.data))
     data, run_dir = Path(args.data), Path(args.output)
     if not is_dataset(data):  # a SOURCE: prepare it into the run folder first (cached)
-        cfg = PrepareConfig(sources=(args.data,), out=run_dir / "data")
-        prepare(cfg, _Progress())
-        data = cfg.out
-    from lstmusic.train import TrainConfig, train
+        prep = PrepareConfig(sources=(args.data,), out=run_dir / "data")
+        prepare(prep, _Progress())
+        data = prep.out
+    from lstmusic.train import train
 
-    cfg = TrainConfig(preset=args.preset, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                      checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-                      seed=args.seed)
-    result = train(data, run_dir, cfg, resume=args.resume)
+    result = train(data, run_dir, cfg, resume=args.resume, progress=sys.stderr.isatty())
     print(f"best validation loss {result['best_val_loss']:.3f} nats/token "
-          f"(unigram baseline {result['unigram_nll']:.3f}); run folder: {run_dir}")
+          f"(unigram baseline {result['unigram_nll']:.3f}) after {result['step']} steps; "
+          f"run folder: {run_dir}")
     return 0
+
+
+def _settings(args, cls, section: str) -> dict:
+    """A config's fields from its defaults, then `--config FILE.toml`, then the options
+    given on the command line (options not given are None in `args`)."""
+    from lstmusic.config import field_types, load_toml
+
+    values = load_toml(Path(args.config), cls, section) if args.config else {}
+    for name in field_types(cls):
+        given = getattr(args, name, None)
+        if given is not None:
+            values[name] = given
+    return values
+
+
+def _add_config_options(p, cls, helps: dict, choices: dict) -> None:
+    """One option per config field (`--batch-size` for batch_size), defaulting to None so
+    that a value from `--config` is kept unless the option is given."""
+    import dataclasses
+
+    from lstmusic.config import field_types
+
+    section = cls.__name__.lower().replace("config", "")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help=f"settings from a TOML file (top-level keys or a [{section}] table); "
+                        "options given here override it")
+    for f in dataclasses.fields(cls):
+        kind = field_types(cls)[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, "") + f" (default: {f.default})"
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
+        else:
+            p.add_argument(flag, type=kind, default=None, choices=choices.get(f.name),
+                           metavar=None if f.name in choices else _METAVARS.get(f.name, kind.__name__.upper()),
+                           help=text)
 
 
 def cmd_corpora(args) -> int:
@@ -147,8 +183,38 @@ def cmd_corpora(args) -> int:
     return 0
 
 
+_METAVARS = {"init_from": "RUN_DIR"}
+_TRAIN_HELP = {
+    "preset": "model size: tiny (tests), small (a laptop), medium (a GPU), classic (3 x 512, "
+              "the original's)",
+    "embed_dim": "override the preset's embedding width",
+    "hidden_dim": "override the preset's LSTM width",
+    "layers": "override the preset's LSTM layers",
+    "dropout": "override the preset's dropout",
+    "seq_len": "tokens per training window",
+    "batch_size": "windows per step (per process under torchrun)",
+    "lr": "peak learning rate",
+    "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps",
+    "grad_clip": "max gradient norm",
+    "max_steps": "optimisation steps",
+    "epochs": "train this many passes over the training tokens instead of --max-steps",
+    "max_minutes": "time budget in minutes; ends cleanly with a checkpoint (0: none)",
+    "eval_every": "steps between validations",
+    "eval_tokens": "held-out tokens scored per validation (at most)",
+    "checkpoint_every": "steps between saves of RUN_DIR/last",
+    "patience": "validations without improvement before stopping (0: never)",
+    "transpose": "random transposition, +- semitones (0: off)",
+    "velocity_shift": "random velocity shift, +- bins (0: off)",
+    "init_from": "start from this run folder's weights (same tokenizer)",
+    "device": "auto picks CUDA when present",
+    "tensorboard": "also log to RUN_DIR/tensorboard",
+    "seed": "seed of sampling, initialisation and dropout",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from lstmusic.config import TOKENIZERS
+    from lstmusic.config import DEVICES, PRESETS, TOKENIZERS, TrainConfig
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -188,18 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=200, help="rows shown at most")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("train", formatter_class=fmt, help="train an LSTM on a dataset",
+    p = sub.add_parser("train", help="train an LSTM on a dataset",
                        description="Train on a prepared dataset folder, or on any SOURCE "
-                                   "that `prepare` accepts (prepared into RUN_DIR/data).")
+                                   "that `prepare` accepts (prepared into RUN_DIR/data). "
+                                   "Every option can also be set in a --config TOML file.")
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
-    p.add_argument("--preset", choices=("tiny", "small", "medium", "classic"), default="small")
-    p.add_argument("--max-steps", type=int, default=2000)
-    p.add_argument("--max-minutes", type=float, default=0.0, help="time budget (0: none)")
-    p.add_argument("--eval-every", type=int, default=100, metavar="N")
-    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")
-    p.add_argument("--seed", type=int, default=0)
+    _add_config_options(p, TrainConfig, _TRAIN_HELP, {
+        "preset": tuple(PRESETS), "device": DEVICES})
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("corpora", formatter_class=fmt,

@@ -51,3 +51,128 @@ class PrepareConfig:
             raise UserError(f"--val-every must be positive, not {self.val_every}")
         if self.workers < 0:
             raise UserError(f"--workers must be positive, not {self.workers}")
+
+
+# Sizes of the presets; the vocabulary and style count come from the dataset.
+PRESETS = {
+    "tiny": dict(embed_dim=96, hidden_dim=96, layers=1, dropout=0.0),  # seconds; for tests
+    "small": dict(embed_dim=384, hidden_dim=384, layers=2, dropout=0.2),  # a laptop CPU
+    "medium": dict(embed_dim=768, hidden_dim=768, layers=3, dropout=0.2),  # a GPU
+    "classic": dict(embed_dim=512, hidden_dim=512, layers=3, dropout=0.3),  # the original's
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    n_styles: int = 1  # style labels of the dataset; style 0 is the first in sorted order
+    embed_dim: int = 384  # token (and style) embedding width
+    hidden_dim: int = 384  # LSTM width; == embed_dim lets the output reuse the embedding
+    layers: int = 2
+    dropout: float = 0.2  # between layers, on the embedding and before the output
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_styles", "embed_dim", "hidden_dim", "layers"):
+            if getattr(self, name) < 1:
+                raise UserError(f"model {name} must be at least 1, not {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model dropout must be in [0, 1), not {self.dropout}")
+
+    @classmethod
+    def from_preset(cls, preset: str, vocab_size: int, n_styles: int, **overrides):
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        return cls(vocab_size=vocab_size, n_styles=n_styles, **{**PRESETS[preset], **overrides})
+
+    @property
+    def tied(self) -> bool:
+        return self.embed_dim == self.hidden_dim
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `lstmusic train` takes; each field is also a command-line option
+    (`--batch-size` for batch_size) and a key of a `--config` TOML file."""
+
+    preset: str = "small"  # model size: one of PRESETS
+    embed_dim: int | None = None  # overrides of the preset's sizes (None: the preset's)
+    hidden_dim: int | None = None
+    layers: int | None = None
+    dropout: float | None = None
+    seq_len: int = 128  # tokens per training window
+    batch_size: int = 32  # windows per step (per process under torchrun)
+    lr: float = 2e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.01
+    warmup_steps: int = 100  # linear warm-up, then a cosine down to a tenth of lr
+    grad_clip: float = 1.0  # max gradient norm; LSTMs occasionally spike
+    max_steps: int = 2000  # optimisation steps (sets the cosine schedule's length)
+    epochs: float = 0.0  # if > 0: train this many passes over the training tokens instead
+    max_minutes: float = 0.0  # stop cleanly, with a checkpoint, after this long (0: no limit)
+    eval_every: int = 100  # steps between validations
+    eval_tokens: int = 50_000  # held-out tokens scored at each validation (at most)
+    checkpoint_every: int = 100  # steps between saves of RUN_DIR/last
+    patience: int = 10  # validations without improvement before stopping early (0: never)
+    transpose: int = 6  # random shift in semitones, +- (0: off); keeps pitches in range
+    velocity_shift: int = 0  # random shift of velocity bins, +- (0: off)
+    init_from: str = ""  # a run folder whose weights to start from (same tokenizer)
+    device: str = "auto"  # auto: CUDA when present (bf16 autocast), else the CPU
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs tensorboard)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise UserError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if self.device not in DEVICES:
+            raise UserError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("lr", "epochs", "max_minutes", "patience", "transpose", "velocity_shift",
+                     "warmup_steps", "eval_tokens", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must not be negative, not {getattr(self, name)}")
+
+    def model_config(self, vocab_size: int, n_styles: int) -> ModelConfig:
+        sizes = {k: getattr(self, k) for k in ("embed_dim", "hidden_dim", "layers", "dropout")}
+        return ModelConfig.from_preset(self.preset, vocab_size, n_styles,
+                                       **{k: v for k, v in sizes.items() if v is not None})
+
+
+def field_types(cls) -> dict[str, type]:
+    """{field: python type} of a config dataclass (`int | None` -> int), for parsing values
+    from the command line and TOML files."""
+    import dataclasses
+
+    names = {"int": int, "float": float, "str": str, "bool": bool}
+    return {f.name: names[f.type.split(" | ")[0]] for f in dataclasses.fields(cls)}
+
+
+def load_toml(path: Path, cls, section: str) -> dict:
+    """The settings for `cls` in a TOML file: top-level keys, or those of its [section]
+    table; an unknown key or a value of the wrong type is one clear line."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    data = {**{k: v for k, v in data.items() if not isinstance(v, dict)},
+            **data.get(section, {})}
+    types = field_types(cls)
+    out = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in types:
+            raise UserError(f"{path}: unknown setting {key!r}; known: {', '.join(types)}")
+        want = types[name]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise UserError(f"{path}: {key} must be {want.__name__}, not {value!r}")
+        out[name] = value
+    return out

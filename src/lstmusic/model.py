@@ -8,48 +8,12 @@ carries the state, so generation costs one step per token instead of re-running 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from lstmusic.errors import UserError
+from lstmusic.config import PRESETS, ModelConfig
 
-# Sizes of the presets; the vocabulary and style count come from the dataset.
-PRESETS = {
-    "tiny": dict(embed_dim=96, hidden_dim=96, layers=1, dropout=0.0),  # seconds; for tests
-    "small": dict(embed_dim=384, hidden_dim=384, layers=2, dropout=0.2),  # a laptop CPU
-    "medium": dict(embed_dim=768, hidden_dim=768, layers=3, dropout=0.2),  # a GPU
-    "classic": dict(embed_dim=512, hidden_dim=512, layers=3, dropout=0.3),  # the original's
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int
-    n_styles: int = 1  # style labels of the dataset; style 0 is the first in sorted order
-    embed_dim: int = 384  # token (and style) embedding width
-    hidden_dim: int = 384  # LSTM width; == embed_dim lets the output reuse the embedding
-    layers: int = 2
-    dropout: float = 0.2  # between layers, on the embedding and before the output
-
-    def __post_init__(self):
-        for name in ("vocab_size", "n_styles", "embed_dim", "hidden_dim", "layers"):
-            if getattr(self, name) < 1:
-                raise UserError(f"model {name} must be at least 1, not {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model dropout must be in [0, 1), not {self.dropout}")
-
-    @classmethod
-    def from_preset(cls, preset: str, vocab_size: int, n_styles: int, **overrides):
-        if preset not in PRESETS:
-            raise UserError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-        return cls(vocab_size=vocab_size, n_styles=n_styles, **{**PRESETS[preset], **overrides})
-
-    @property
-    def tied(self) -> bool:
-        return self.embed_dim == self.hidden_dim
-
+__all__ = ["PRESETS", "ModelConfig", "MusicLSTM"]
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, B, hidden_dim)
 

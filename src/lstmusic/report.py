@@ -61,3 +61,36 @@ def summary_lines(manifest: dict, elapsed: float) -> list[str]:
     lines += [f"  {line}" for line in facts]
     lines += [f"warning: {line}" for line in warnings]
     return lines
+
+
+def plot_curves(rows: list[dict], path, unigram: float | None = None) -> None:
+    """Training and validation loss (and validation accuracy) against steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from lstmusic import atomic
+
+    steps = [r["step"] for r in rows]
+    fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ax.plot(steps, [r["train_loss"] for r in rows], label="train loss", color="tab:blue")
+    ax.plot(steps, [r["val_loss"] for r in rows], "o-", ms=3, label="validation loss",
+            color="tab:orange")
+    if unigram is not None:
+        ax.axhline(unigram, ls="--", color="grey", lw=1, label="unigram baseline")
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per token")
+    ax.grid(alpha=0.3)
+    acc = ax.twinx()
+    acc.plot(steps, [r["val_accuracy"] for r in rows], ":", color="tab:green",
+             label="validation accuracy")
+    acc.set_ylabel("validation top-1 accuracy")
+    acc.set_ylim(0, 1)
+    lines = ax.get_legend_handles_labels()
+    more = acc.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)
+    best = min(rows, key=lambda r: r["val_loss"])
+    ax.set_title(f"best validation loss {best['val_loss']:.3f} at step {best['step']}")
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))

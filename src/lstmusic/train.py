@@ -1,171 +1,62 @@
 """Training: windows of the training files -> next-token loss at every position.
 
-Windows are sampled from within single files (each file framed as BOS ... EOS, with its
-style), transposed on the fly by a random shift of up to +-6 semitones that keeps every
-pitch in the vocabulary, and the model is trained with AdamW, a warm-up + cosine learning
-rate, gradient clipping and dropout. The held-out files are scored every `eval_every` steps;
-the best weights by validation loss are kept in RUN_DIR, the latest full state in
-RUN_DIR/last for `--resume`, every file written atomically.
+Windows come from `windows.WindowSampler` (transposed on the fly); the model is trained with
+AdamW, a warm-up + cosine learning rate, gradient clipping and dropout. The held-out files
+are scored every `eval_every` steps; the best weights by validation loss are kept in
+RUN_DIR, the latest full state in RUN_DIR/last for `--resume`, every file written
+atomically. Under `torchrun` each process samples its own windows and DistributedDataParallel
+averages the gradients; process 0 validates and writes.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from lstmusic import __version__, atomic, checkpoint
-from lstmusic.config import BOS, EOS, PAD
+from lstmusic.config import PAD, TrainConfig
 from lstmusic.dataset import Dataset
 from lstmusic.errors import UserError
-from lstmusic.model import ModelConfig, MusicLSTM
+from lstmusic.model import MusicLSTM
+from lstmusic.windows import (
+    WindowSampler,
+    framed_files,
+    shift_tables,
+    unigram_nll,
+    validation_batches,
+    velocity_tables,
+)
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    preset: str = "small"
-    seq_len: int = 128  # tokens per training window
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    max_steps: int = 2000  # total optimisation steps (sets the cosine schedule's length)
-    max_minutes: float = 0.0  # stop cleanly, with a checkpoint, after this long (0: no limit)
-    eval_every: int = 100  # steps between validations
-    eval_tokens: int = 50_000  # held-out tokens scored at each validation (at most)
-    checkpoint_every: int = 100  # steps between saves of RUN_DIR/last
-    patience: int = 10  # validations without improvement before stopping early
-    transpose: int = 6  # random shift in semitones, +- (0: off)
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("seq_len", "batch_size", "max_steps", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
-
-
-# ---------------------------------------------------------------- data
-def framed_files(ds: Dataset, split: str) -> list[tuple[np.ndarray, int]]:
-    """(BOS + ids + EOS, style index) of each file of a split."""
-    styles = {s: i for i, s in enumerate(ds.manifest["styles"])}
-    out = []
-    for entry in ds.split(split):
-        ids = np.asarray(ds.file_ids(entry), dtype=np.int64)
-        out.append((np.concatenate([[BOS], ids, [EOS]]), styles[entry["style"]]))
-    return out
-
-
-def shift_tables(vocab: list[str], max_shift: int) -> np.ndarray:
-    """(2 * max_shift + 1, V) id maps: row k maps each id to its transposition by k - max_shift
-    semitones, or -1 where the transposed token is not in the vocabulary."""
-    index = {tok: i for i, tok in enumerate(vocab)}
-    shifts = range(-max_shift, max_shift + 1)
-    table = np.tile(np.arange(len(vocab)), (len(shifts), 1))
-    for i, tok in enumerate(vocab):
-        kind, _, value = tok.partition("_")
-        for row, k in enumerate(shifts):
-            if kind in ("Pitch", "NoteOn", "NoteOff") and value.isdigit():
-                table[row, i] = index.get(f"{kind}_{int(value) + k}", -1)
-            elif tok[:1].isdigit():  # a classic chord: pitch classes in normal order
-                pcs = [str((int(p) + k) % 12) for p in tok.split(".")]
-                table[row, i] = index.get(".".join(pcs), -1)
-            elif "_" not in tok and tok[:1].isalpha():  # a classic note name like "E4"
-                table[row, i] = _classic_note_shift(tok, k, index)
-    return table
-
-
-def _classic_note_shift(tok: str, k: int, index: dict) -> int:
-    from music21 import pitch
-
-    try:
-        midi = pitch.Pitch(tok).midi + k
-    except Exception:  # noqa: BLE001 - music21 raises many types for unparseable names
-        return -1
-    for name in (pitch.Pitch(midi).nameWithOctave,
-                 pitch.Pitch(midi).getEnharmonic().nameWithOctave):
-        if name in index:
-            return index[name]
-    return -1
-
-
-class WindowSampler:
-    """Random training windows, reproducible from (and resumable with) its numpy state."""
-
-    def __init__(self, files, seq_len: int, batch: int, shifts: np.ndarray | None, seed: int):
-        if not files:
-            raise UserError("the dataset has no training files")
-        self.files, self.seq_len, self.batch, self.shifts = files, seq_len, batch, shifts
-        lengths = np.array([len(f) for f, _ in files], dtype=np.float64)
-        self.weights = lengths / lengths.sum()
-        self.rng = np.random.default_rng(seed)
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids (B, T + 1), style (B,)) with PAD after the end of short files."""
-        T = self.seq_len + 1
-        out = np.full((self.batch, T), PAD, dtype=np.int64)
-        style = np.zeros(self.batch, dtype=np.int64)
-        picks = self.rng.choice(len(self.files), size=self.batch, p=self.weights)
-        for b, f in enumerate(picks):
-            ids, style[b] = self.files[f]
-            start = int(self.rng.integers(0, max(1, len(ids) - T + 1)))
-            window = ids[start : start + T]
-            if self.shifts is not None:
-                ok = np.flatnonzero((self.shifts[:, window] >= 0).all(axis=1))
-                window = self.shifts[self.rng.choice(ok), window]
-            out[b, : len(window)] = window
-        return torch.from_numpy(out), torch.from_numpy(style)
-
-
-def validation_batches(files, seq_len: int, max_tokens: int):
-    """Fixed, non-overlapping windows of the held-out files, each scored from a fresh state."""
-    chunks, total = [], 0
-    for ids, style in files:
-        for start in range(0, len(ids) - 1, seq_len):
-            window = ids[start : start + seq_len + 1]
-            chunks.append((window, style))
-            total += len(window) - 1
-            if total >= max_tokens:
-                break
-        if total >= max_tokens:
-            break
-    for i in range(0, len(chunks), 64):
-        part = chunks[i : i + 64]
-        x = np.full((len(part), seq_len + 1), PAD, dtype=np.int64)
-        for b, (w, _) in enumerate(part):
-            x[b, : len(w)] = w
-        yield torch.from_numpy(x), torch.tensor([s for _, s in part])
-
-
-def unigram_nll(train, val, vocab_size: int) -> float:
-    """Validation NLL (nats/token) of a model that knows only the training token counts."""
-    counts = np.bincount(np.concatenate([f[1:] for f, _ in train]), minlength=vocab_size) + 1.0
-    logp = np.log(counts / counts.sum())
-    targets = np.concatenate([f[1:] for f, _ in val])
-    return float(-logp[targets].mean())
+__all__ = ["TrainConfig", "train", "evaluate", "shift_tables"]
 
 
 def loss_of(model, ids, style):
     logits, _ = model(ids[:, :-1], style)  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-                           ignore_index=PAD)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                           ids[:, 1:].reshape(-1), ignore_index=PAD)
 
 
 @torch.no_grad()
-def evaluate(model, batches, device) -> dict:
+def evaluate(model, batches, device, autocast=None) -> dict:
+    """NLL (nats/token), perplexity and top-1 accuracy over fixed validation windows."""
     model.eval()
     nll = correct = count = 0.0
     for ids, style in batches:
         ids, style = ids.to(device), style.to(device)
-        logits, _ = model(ids[:, :-1], style)
+        with autocast or _no_autocast():
+            logits, _ = model(ids[:, :-1], style)
+        logits = logits.float()
         target = ids[:, 1:]
         mask = target != PAD
         lp = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
@@ -187,126 +78,329 @@ def schedule(cfg: TrainConfig):
     return factor
 
 
+# ---------------------------------------------------------------- devices and processes
+def _no_autocast():
+    return torch.autocast("cpu", enabled=False)
+
+
+class _Setup:
+    """Device, process rank and world size; under torchrun, the process group."""
+
+    def __init__(self, device: str):
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: torch sees no CUDA device "
+                            f"(torch {torch.__version__}); use --device cpu")
+        cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = f"cuda:{local}" if cuda else "cpu"
+        if cuda:
+            torch.cuda.set_device(local)
+        else:  # all cores, shared among the processes of this machine
+            per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_node))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        # bf16 keeps float32's range, so no loss scaling is needed (fp16 would).
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_mean(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return (t / self.world).tolist()
+
+    def from_main(self, obj):
+        if self.world == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 # ---------------------------------------------------------------- checkpoints
-def _save_last(run_dir: Path, model, opt, step: int, sampler, extra: dict) -> None:
+def _save_last(run_dir: Path, model, opt, step: int, sampler, extra: dict, setup) -> None:
+    rngs = setup.gather({"sampler": sampler.rng.bit_generator.state,
+                         "torch": torch.get_rng_state().tolist()})
+    if not setup.main:
+        return
     last = run_dir / "last"
     checkpoint.save_weights(last / "model.safetensors", model)
     opt_state = opt.state_dict()
-    tensors = {"torch_rng": torch.get_rng_state()}
+    tensors = {}
     for pid, st in opt_state["state"].items():
         for name, value in st.items():
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value)
     checkpoint.save_tensors(last / "optimizer.safetensors", tensors)
-    # state.json last: it names the step the two tensor files belong to.
+    # state.json last: it names the step the two tensor files belong to. RNG states are
+    # JSON (one per process), so nothing in last/ needs unpickling.
     atomic.write_json(last / "state.json", {
-        "step": step,
-        "param_groups": opt_state["param_groups"],
-        "sampler_rng": sampler.rng.bit_generator.state,
-        **extra,
-    })
+        "step": step, "param_groups": opt_state["param_groups"], "rng": rngs, **extra})
 
 
-def _load_last(run_dir: Path, model, opt, sampler) -> dict:
+def _load_last(run_dir: Path, model, opt, sampler, setup) -> dict:
     last = run_dir / "last"
     try:
         state = json.loads((last / "state.json").read_text())
     except FileNotFoundError:
         raise UserError(f"{run_dir}: nothing to resume (no last/state.json)") from None
+    if len(state["rng"]) != setup.world:
+        raise UserError(f"{run_dir}: saved by {len(state['rng'])} processes; resume with the "
+                        "same number")
     checkpoint.load_weights(model, last / "model.safetensors")
     tensors = checkpoint.load_tensors(last / "optimizer.safetensors")
     opt_state = {"state": {}, "param_groups": state["param_groups"]}
     for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(pid), {})[name] = value
+        _, pid, name = key.split(".", 2)
+        opt_state["state"].setdefault(int(pid), {})[name] = value
     opt.load_state_dict(opt_state)
-    torch.set_rng_state(tensors["torch_rng"])
-    sampler.rng.bit_generator.state = state["sampler_rng"]
+    mine = state["rng"][setup.rank]
+    torch.set_rng_state(torch.tensor(mine["torch"], dtype=torch.uint8))
+    sampler.rng.bit_generator.state = mine["sampler"]
     return state
+
+
+def _check_run_dir(run_dir: Path, vocab: list[str], tokenizer: str) -> None:
+    """A run folder holds one tokenizer's model: refuse to mix another's into it."""
+    try:
+        theirs = json.loads((run_dir / checkpoint.CONFIG).read_text())["tokenizer"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return
+    if theirs.get("vocab") != vocab:
+        raise UserError(f"{run_dir}: holds a run with another tokenizer "
+                        f"({theirs.get('name', '?')}, {len(theirs.get('vocab', []))} tokens) "
+                        f"than this dataset ({tokenizer}, {len(vocab)} tokens); "
+                        "choose another -o")
+
+
+def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) -> MusicLSTM:
+    """A model with another run's weights: same sizes and tokenizer; styles are matched by
+    name, and new styles start at the mean of the known ones."""
+    src_model, src_cfg = checkpoint.load_model(Path(src))
+    if src_cfg["tokenizer"]["vocab"] != vocab:
+        raise UserError(f"--init-from {src}: made with another tokenizer "
+                        f"({src_cfg['tokenizer'].get('name')}, "
+                        f"{len(src_cfg['tokenizer']['vocab'])} tokens) than this dataset "
+                        f"({len(vocab)} tokens); prepare the data with the same tokenizer")
+    model_cfg = replace(src_model.cfg, n_styles=len(styles),
+                        dropout=src_model.cfg.dropout if cfg.dropout is None else cfg.dropout)
+    model = MusicLSTM(model_cfg)
+    state = {k: v for k, v in src_model.state_dict().items() if k != "style.weight"}
+    model.load_state_dict(state, strict=False)
+    known = src_cfg.get("styles", [])
+    with torch.no_grad():
+        old = src_model.style.weight
+        model.style.weight[:] = old.mean(0)
+        for i, name in enumerate(styles):
+            if name in known:
+                model.style.weight[i] = old[known.index(name)]
+    return model
+
+
+# ---------------------------------------------------------------- progress
+class _Progress:
+    """A rich bar (step, loss, tokens/s, ETA) on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int, done: int, show: bool, log):
+        self.bar, self.log = None, log
+        if show:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("step"), MofNCompleteColumn(), BarColumn(),
+                TextColumn("loss {task.fields[loss]:.3f}  {task.fields[tps]:,.0f} tok/s"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task("", total=total, completed=done, loss=0.0, tps=0.0)
+            self.bar.start()
+            self.log = lambda msg: self.bar.console.print(msg, highlight=False)
+
+    def update(self, step: int, loss: float, tps: float) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=step, loss=loss, tps=tps)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
 
 
 # ---------------------------------------------------------------- the loop
 def train(data: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
-          log=print) -> dict:
+          log=print, progress: bool = False) -> dict:
     """Train on a prepared dataset folder; returns the final metrics."""
+    setup = _Setup(cfg.device)
+    try:
+        return _train(Path(data), Path(run_dir), cfg, resume, log, progress, setup)
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(f"the GPU ran out of memory at --batch-size {cfg.batch_size} "
+                        f"--seq-len {cfg.seq_len} with preset {cfg.preset}; lower "
+                        "--batch-size (or --seq-len), or use a smaller --preset") from None
+    finally:
+        setup.close()
+
+
+def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     ds = Dataset.open(data)
-    vocab = ds.tokenizer_dict["vocab"]
+    vocab, styles = ds.tokenizer_dict["vocab"], ds.manifest["styles"]
     train_files, val_files = framed_files(ds, "train"), framed_files(ds, "validation")
     if not val_files:
         raise UserError(f"{data}: no validation files; prepare at least two files")
     if max(len(f) for f, _ in train_files) < 3:
         raise UserError(f"{data}: too small for a single training window")
-    torch.manual_seed(cfg.seed)
-    model_cfg = ModelConfig.from_preset(cfg.preset, len(vocab), len(ds.manifest["styles"]))
-    model = MusicLSTM(model_cfg)
+    _check_run_dir(run_dir, vocab, ds.manifest["tokenizer"])
+    if cfg.epochs:
+        tokens = sum(len(f) - 1 for f, _ in train_files)
+        per_step = cfg.batch_size * cfg.seq_len * setup.world
+        cfg = replace(cfg, max_steps=max(1, math.ceil(cfg.epochs * tokens / per_step)))
+    torch.manual_seed(cfg.seed + setup.rank)
+    if cfg.init_from:
+        model = _init_from(cfg.init_from, cfg, vocab, styles)
+    else:
+        model = MusicLSTM(cfg.model_config(len(vocab), len(styles)))
+    model = model.to(setup.device)
+    trained = model  # what is saved and validated; `model` may be wrapped for DDP
+    if setup.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(cfg))
-    shifts = shift_tables(vocab, cfg.transpose) if cfg.transpose else None
-    sampler = WindowSampler(train_files, cfg.seq_len, cfg.batch_size, shifts, cfg.seed)
+    sampler = WindowSampler(
+        train_files, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
+        shifts=shift_tables(vocab, cfg.transpose) if cfg.transpose else None,
+        velocities=velocity_tables(vocab, cfg.velocity_shift) if cfg.velocity_shift else None)
     val = list(validation_batches(val_files, cfg.seq_len, cfg.eval_tokens))
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    unigram = unigram_nll(train_files, val_files, len(vocab))
     config = {
-        "model": asdict(model_cfg),
+        "model": asdict(trained.cfg),
         "train": asdict(cfg),
         "tokenizer": ds.tokenizer_dict,
-        "styles": ds.manifest["styles"],
-        "data": {"path": str(data), "inputs_key": ds.manifest.get("inputs_key")},
+        "styles": styles,
+        "data": {"path": str(data), "inputs_key": ds.manifest.get("inputs_key"),
+                 "manifest_sha256": hashlib.sha256((data / "manifest.json").read_bytes())
+                 .hexdigest(), "train_files": len(train_files), "val_files": len(val_files)},
+        "baseline": {"unigram_nll": unigram},
+        "world_size": setup.world,
         "versions": {"lstmusic": __version__, "torch": torch.__version__},
     }
     step, best, bad_evals, rows = 0, float("inf"), 0, []
     if resume:
-        state = _load_last(run_dir, model, opt, sampler)
+        state = _load_last(run_dir, trained, opt, sampler, setup)
         step, best, bad_evals = state["step"], state["best_val"], state["bad_evals"]
         rows = state.get("rows", [])
         sched.load_state_dict(state["scheduler"])
-    unigram = unigram_nll(train_files, val_files, len(vocab))
-    log(f"{model.n_params():,} parameters; unigram baseline {unigram:.3f} nats/token")
-    t0, tokens_seen = time.perf_counter(), 0
+    if not setup.main:
+        log = lambda *_: None  # noqa: E731 - one voice under torchrun
+    run_dir.mkdir(parents=True, exist_ok=True)
+    board = _tensorboard(run_dir) if cfg.tensorboard and setup.main else None
+    log(f"{trained.n_params():,} parameters on {setup.device}"
+        f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {cfg.max_steps} steps; "
+        f"unigram baseline {unigram:.3f} nats/token")
+    bar = _Progress(cfg.max_steps, step, progress and setup.main, log)
+    t0, tokens_seen, stop = time.perf_counter() - (rows[-1]["seconds"] if rows else 0), 0, ""
+    t_start = time.perf_counter()
     model.train()
-    while step < cfg.max_steps:
-        ids, style = sampler.sample()
-        loss = loss_of(model, ids, style)
-        if not torch.isfinite(loss):
-            raise UserError(f"the loss became {float(loss)} at step {step}; the last good "
-                            f"checkpoint is kept in {run_dir} (lower --lr)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        tokens_seen += int((ids[:, 1:] != PAD).sum())
-        elapsed = time.perf_counter() - t0
-        out_of_time = cfg.max_minutes and elapsed > cfg.max_minutes * 60
-        if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
-            metrics = evaluate(model, val, "cpu")
-            row = {"step": step, "seconds": round(elapsed, 2), "train_loss": float(loss.detach()),
-                   **metrics, "lr": sched.get_last_lr()[0],
-                   "tokens_per_s": round(tokens_seen / max(elapsed, 1e-9), 1)}
-            rows.append(row)
-            log(f"step {step}: train {row['train_loss']:.3f}  val {row['val_loss']:.3f}  "
-                f"acc {row['val_accuracy']:.3f}  {row['tokens_per_s']:.0f} tok/s")
-            if metrics["val_loss"] < best:
-                best, bad_evals = metrics["val_loss"], 0
-                checkpoint.save_model(run_dir, model, {**config, "step": step, "metrics": row})
-            else:
-                bad_evals += 1
-            _write_metrics(run_dir, rows)
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time \
-                or bad_evals >= cfg.patience:
-            _save_last(run_dir, model, opt, step, sampler,
-                       {"best_val": best, "bad_evals": bad_evals, "rows": rows,
-                        "scheduler": sched.state_dict()})
-        if out_of_time or bad_evals >= cfg.patience:
-            break
-    return {"step": step, "best_val_loss": best, "unigram_nll": unigram,
-            "rows": rows}
+    try:
+        while step < cfg.max_steps and not stop:
+            ids, style = sampler.sample()
+            ids, style = ids.to(setup.device), style.to(setup.device)
+            with setup.autocast or _no_autocast():
+                loss = loss_of(model, ids, style)
+            elapsed = time.perf_counter() - t0
+            out_of_time = bool(cfg.max_minutes and elapsed > cfg.max_minutes * 60)
+            mean_loss, out_of_time = setup.all_mean([float(loss.detach()), float(out_of_time)])
+            if not math.isfinite(mean_loss):
+                raise UserError(f"the loss became {mean_loss} at step {step}; the last good "
+                                f"checkpoint is kept in {run_dir} (lower --lr)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            tokens_seen += int((ids[:, 1:] != PAD).sum()) * setup.world
+            tps = tokens_seen / max(time.perf_counter() - t_start, 1e-9)
+            bar.update(step, mean_loss, tps)
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
+                metrics = setup.from_main(
+                    evaluate(trained, val, setup.device, setup.autocast) if setup.main else None)
+                row = {"step": step, "seconds": round(time.perf_counter() - t0, 2),
+                       "train_loss": mean_loss, **metrics, "lr": sched.get_last_lr()[0],
+                       "tokens_per_s": round(tps, 1)}
+                rows.append(row)
+                log(f"step {step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
+                    f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
+                if metrics["val_loss"] < best:
+                    best, bad_evals = metrics["val_loss"], 0
+                    if setup.main:
+                        checkpoint.save_model(run_dir, trained,
+                                              {**config, "step": step, "metrics": row})
+                else:
+                    bad_evals += 1
+                if setup.main:
+                    _write_metrics(run_dir, rows, unigram, board)
+                if cfg.patience and bad_evals >= cfg.patience:
+                    stop = (f"stopped early: no better validation loss in {bad_evals} "
+                            f"validations")
+            if out_of_time:
+                stop = f"time budget of {cfg.max_minutes:g} min reached"
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop:
+                _save_last(run_dir, trained, opt, step, sampler,
+                           {"best_val": best, "bad_evals": bad_evals, "rows": rows,
+                            "scheduler": sched.state_dict()}, setup)
+    finally:
+        bar.close()
+        if board:
+            board.close()
+    if stop:
+        log(f"{stop}; step {step}")
+    return {"step": step, "best_val_loss": best, "unigram_nll": unigram, "rows": rows,
+            "stopped": stop}
 
 
-def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: "
+                        "pip install tensorboard") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _write_metrics(run_dir: Path, rows: list[dict], unigram: float, board=None) -> None:
+    from lstmusic.report import plot_curves
+
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+    plot_curves(rows, run_dir / "curves.png", unigram)
+    if board:
+        row = rows[-1]
+        for key in ("train_loss", "val_loss", "val_accuracy", "lr", "tokens_per_s"):
+            board.add_scalar(key, row[key], row["step"])
+        board.flush()

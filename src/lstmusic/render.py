@@ -1,0 +1,203 @@
+"""Listen and look: a MIDI file as a WAV to hear and as a piano-roll PNG to see.
+
+Audio goes through the `fluidsynth` command-line program with a General MIDI SoundFont (it
+renders ~100x faster than real time and needs no audio device in its fast-render mode). The
+picture is drawn with matplotlib: pitch over time in quarter-note beats, bar lines from the
+score's time signatures, notes coloured by velocity. Both files are written atomically, so
+a reader never sees a half-written one. matplotlib is imported only when a plot is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import symusic
+
+from lstmusic import atomic
+from lstmusic.errors import UserError
+from lstmusic.report import pitch_name
+
+# Where Debian, Ubuntu and Fedora packages put a General MIDI SoundFont, best first.
+SOUNDFONT_CANDIDATES = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # fluid-soundfont-gm
+    "/usr/share/sounds/sf2/default-GM.sf2",  # Debian's alternatives link
+    "/usr/share/soundfonts/default.sf2",  # Fedora, Arch
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",  # timgm6mb-soundfont, small
+)
+INSTALL_HINT = "Debian: apt-get install fluidsynth fluid-soundfont-gm"
+GAIN = 0.6  # fluidsynth's default 0.2 is quiet; 0.8 clipped ~0.1 % of samples in dense VGM
+SILENT_PEAK = 32  # |sample| below this everywhere (about -60 dBFS) counts as silence
+TIMEOUT_BASE_S = 60.0  # plus one second per second of music: a render far slower is stuck
+MAX_BAR_LINES = 2000  # past this a plot is a grey wash anyway
+
+
+def find_soundfont(explicit: str | Path | None = None) -> Path:
+    """The SoundFont to render with: `explicit`, else $LSTMUSIC_SOUNDFONT, else a system one."""
+    if explicit is not None:
+        return _existing(Path(explicit), "soundfont")
+    env = os.environ.get("LSTMUSIC_SOUNDFONT")
+    if env:
+        return _existing(Path(env), "LSTMUSIC_SOUNDFONT")
+    for candidate in map(Path, SOUNDFONT_CANDIDATES):
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no General MIDI SoundFont found; install one ({INSTALL_HINT}) or pass --soundfont PATH"
+    )
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"{what} {path}: no such file")
+    return path
+
+
+def read_midi(path: str | Path) -> symusic.Score:
+    """The score of the MIDI file at `path`, in ticks, as written (no merging or cleaning)."""
+    path = Path(path)
+    try:
+        return symusic.Score.from_midi(path.read_bytes())
+    # symusic reports every malformed-file condition as one of these.
+    except (OSError, RuntimeError, ValueError, IndexError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = (reason.strip().splitlines() or ["unknown error"])[0]
+        raise UserError(f"{path}: cannot read MIDI ({reason})") from None
+
+
+def render_audio(
+    midi_path: str | Path,
+    wav_path: str | Path,
+    soundfont: str | Path | None = None,
+    sample_rate: int = 44100,
+) -> Path:
+    """Render `midi_path` to a 16-bit PCM stereo WAV at `sample_rate` Hz; returns `wav_path`."""
+    midi_path, wav_path = Path(midi_path), Path(wav_path)
+    if not 8000 <= sample_rate <= 96000:  # fluidsynth's accepted range
+        raise UserError(f"sample rate {sample_rate} Hz: must be between 8000 and 96000")
+    score = read_midi(midi_path)
+    if score.note_num() == 0:
+        raise UserError(f"{midi_path}: no notes to render")
+    program = shutil.which("fluidsynth")
+    if program is None:
+        raise UserError(f"the fluidsynth program is not installed ({INSTALL_HINT})")
+    sf2 = find_soundfont(soundfont)
+    timeout = TIMEOUT_BASE_S + float(score.to("second").end())
+
+    def fluidsynth(tmp: Path) -> None:
+        # Absolute paths so that a file name starting with '-' is never read as an option;
+        # fluidsynth tells SoundFonts from MIDI files by content, not by position.
+        out = ["-F", str(tmp.resolve()), "-T", "wav", "-O", "s16", "-r", str(sample_rate)]
+        cmd = [program, "-n", "-i", "-q", "-g", str(GAIN), *out]
+        cmd += [str(sf2.resolve()), str(midi_path.resolve())]
+        try:
+            done = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{midi_path}: fluidsynth ran over {timeout:.0f} s; gave up") from None
+        if done.returncode != 0:
+            lines = (done.stderr + done.stdout).strip().splitlines() or ["no message"]
+            raise UserError(f"{midi_path}: fluidsynth failed ({lines[-1].strip()})")
+        _check_wav(tmp, sample_rate, f"{midi_path} with {sf2}")
+
+    atomic.write_with(wav_path, fluidsynth)
+    return wav_path
+
+
+def _check_wav(path: Path, sample_rate: int, what: str) -> None:
+    """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getframerate() != sample_rate:
+            raise UserError(
+                f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio at {w.getframerate()} Hz, "
+                f"not 16-bit at {sample_rate} Hz"
+            )
+        # In chunks, so that an hour of audio is never held in memory at once.
+        while chunk := w.readframes(1 << 18):
+            if np.abs(np.frombuffer(chunk, "<i2").astype(np.int32)).max() >= SILENT_PEAK:
+                return
+    raise UserError(f"rendering {what} gave silence; is it a General MIDI SoundFont?")
+
+
+def plot_piano_roll(
+    score_or_path: symusic.Score | str | Path, png_path: str | Path, title: str | None = None
+) -> Path:
+    """Draw the pitched notes of a score (or MIDI file) as a piano roll PNG; returns `png_path`.
+
+    x is in quarter-note beats with a line at every bar; drum tracks are left out, since
+    their "pitches" name instruments. The title defaults to the MIDI file's name.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed, and never pops a window
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import Normalize
+
+    if isinstance(score_or_path, (str, Path)):
+        score, title = read_midi(score_or_path), title or Path(score_or_path).name
+    else:
+        score, title = score_or_path.to("tick"), title or "piano roll"
+    png_path, tpq = Path(png_path), score.ticks_per_quarter
+    notes = _pitched_notes(score)
+    start, length = notes["time"] / tpq, notes["duration"] / tpq
+    pitch, velocity = notes["pitch"], notes["velocity"]
+    end_beat = max(float((start + length).max()) if len(start) else 0.0, 4.0)
+    low, high = (int(pitch.min()), int(pitch.max())) if len(pitch) else (60, 60)
+    low, high = min(low, (low + high) // 2 - 6), max(high, (low + high) // 2 + 6)  # >= 1 octave
+
+    fig, ax = plt.subplots(figsize=(float(np.clip(end_beat / 8, 8, 24)), 5), layout="constrained")
+    x0, x1, y = start, start + length, pitch.astype(float)
+    corners = [(x0, y - 0.4), (x1, y - 0.4), (x1, y + 0.4), (x0, y + 0.4)]
+    boxes = np.stack([np.c_[cx, cy] for cx, cy in corners], axis=1)  # (notes, 4, 2)
+    bars = PolyCollection(boxes, cmap="viridis", norm=Normalize(1, 127), edgecolors="face")
+    bars.set_array(velocity.astype(float))
+    ax.add_collection(bars)
+    fig.colorbar(bars, ax=ax, label="velocity", pad=0.01)
+    for beat in _bar_lines(score, end_beat * tpq)[:MAX_BAR_LINES] / tpq:
+        ax.axvline(beat, color="0.6", linewidth=0.6, zorder=0)
+    c_pitches = [p for p in range(low - 1, high + 2) if p % 12 == 0]
+    ax.set_yticks(c_pitches, [pitch_name(p) for p in c_pitches])
+    for p in c_pitches:
+        ax.axhline(p - 0.5, color="0.85", linewidth=0.5, zorder=0)  # the bottom edge of each C
+    ax.set_xlim(0, end_beat)
+    ax.set_ylim(low - 1.5, high + 1.5)
+    ax.set_xlabel(f"beats (quarter notes); {len(pitch)} notes, bar lines in grey")
+    ax.set_ylabel("pitch")
+    ax.set_title(title)
+    if not len(pitch):
+        ax.text(0.5, 0.5, "no pitched notes", transform=ax.transAxes, ha="center", va="center")
+    try:
+        atomic.write_with(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+    return png_path
+
+
+def _pitched_notes(score: symusic.Score) -> dict[str, np.ndarray]:
+    """Notes of every non-drum track as int64 arrays (time, duration, pitch, velocity), ticks."""
+    parts = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    keys = ("time", "duration", "pitch", "velocity")
+    if not parts:
+        return {k: np.zeros(0, np.int64) for k in keys}
+    return {k: np.concatenate([p[k] for p in parts]).astype(np.int64) for k in keys}
+
+
+def _bar_lines(score: symusic.Score, end_tick: float) -> np.ndarray:
+    """Ticks of every bar start up to `end_tick`, following time-signature changes (4/4 if none)."""
+    signatures = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
+    if not signatures or signatures[0][0] > 0:
+        signatures.insert(0, (0, 4, 4))
+    ticks = []
+    for i, (time, num, den) in enumerate(signatures):
+        until = signatures[i + 1][0] if i + 1 < len(signatures) else end_tick
+        bar = num * score.ticks_per_quarter * 4 / den if num > 0 and den > 0 else 0
+        if bar > 0:  # a corrupt signature draws no lines rather than infinitely many
+            ticks.extend(np.arange(time, until, bar)[:MAX_BAR_LINES])
+    return np.asarray(ticks, float)
