@@ -1,5 +1,6 @@
 """The command line as a user meets it."""
 
+import json
 import subprocess
 import sys
 
@@ -70,3 +71,23 @@ def test_train_command_learns_from_a_source_folder(tmp_path, capsys):
 def test_version():
     res = _run("--version")
     assert res.returncode == 0 and res.stdout.startswith("lstmusic ")
+
+
+def test_train_settings_come_from_toml_then_options(tmp_path, capsys):
+    for i in range(3):
+        write_midi(piano_piece(i), tmp_path / "src" / f"{i}.mid")
+    toml = tmp_path / "run.toml"
+    toml.write_text('preset = "tiny"\nmax_steps = 50\n\n[train]\neval_every = 3\nlr = 1\n')
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "src"), "-o", str(run), "--config", str(toml),
+                 "--max-steps", "3", "--lr", "0.004"]) == 0
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert (saved["preset"], saved["max_steps"], saved["eval_every"], saved["lr"]) == (
+        "tiny", 3, 3, 0.004)
+    capsys.readouterr()
+    toml.write_text("max_stepz = 3\n")
+    assert main(["train", str(tmp_path / "src"), "-o", str(run), "--config", str(toml)]) == 2
+    assert "unknown setting 'max_stepz'" in capsys.readouterr().err
+    toml.write_text('max_steps = "many"\n')
+    assert main(["train", str(tmp_path / "src"), "-o", str(run), "--config", str(toml)]) == 2
+    assert "max_steps must be int" in capsys.readouterr().err

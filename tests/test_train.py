@@ -1,6 +1,9 @@
 """Training: it learns, it checkpoints, and a killed run resumes bit-identically."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,10 +11,11 @@ from conftest import piano_piece, write_midi
 
 from lstmusic import checkpoint
 from lstmusic import train as train_mod
-from lstmusic.config import PrepareConfig
+from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.dataset import prepare
+from lstmusic.errors import UserError
 from lstmusic.train import TrainConfig, train
-from lstmusic.windows import shift_tables
+from lstmusic.windows import shift_tables, velocity_tables
 
 
 @pytest.fixture
@@ -77,3 +81,71 @@ def test_transposition_tables_keep_pitches_in_the_vocabulary():
     assert vocab[up2[3]] == "Pitch_62" and up2[4] == -1  # Pitch_64 is not in the vocabulary
     assert vocab[up2[6]] == "2.6.9" and vocab[up2[8]] == "F#4"
     assert (table[:, 5] == 5).all()  # non-pitch tokens never move
+
+
+def test_patience_stops_early_and_keeps_the_best(fixture_dataset, tmp_path):
+    # A learning rate this high makes validation worse after the first check.
+    cfg = _cfg(max_steps=400, eval_every=5, patience=2, lr=0.5, warmup_steps=1)
+    result = train(fixture_dataset, tmp_path / "run", cfg, log=lambda *_: None)
+    assert result["stopped"].startswith("stopped early") and result["step"] < 400
+    rows = result["rows"]
+    assert len(rows) >= 3 and all(r["val_loss"] >= result["best_val_loss"] for r in rows)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["metrics"]["val_loss"] == result["best_val_loss"]
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_epochs_set_the_number_of_steps(fixture_dataset, tmp_path):
+    result = train(fixture_dataset, tmp_path / "run", _cfg(epochs=1.0, eval_every=1000),
+                   log=lambda *_: None)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    tokens = sum(f["tokens"] + 1 for f in json.loads(
+        (fixture_dataset / "manifest.json").read_text())["files"] if f["split"] == "train")
+    assert saved["train"]["max_steps"] == result["step"] == -(-tokens // (16 * 48))
+
+
+def test_init_from_starts_where_another_run_ended(fixture_dataset, tmp_path):
+    base = train(fixture_dataset, tmp_path / "base", _cfg(), log=lambda *_: None)
+    tuned = train(fixture_dataset, tmp_path / "tuned",
+                  _cfg(init_from=str(tmp_path / "base"), max_steps=5, eval_every=5, lr=1e-4),
+                  log=lambda *_: None)
+    # Five tiny steps from the trained weights stay near them, far below a fresh start.
+    assert tuned["best_val_loss"] < base["best_val_loss"] + 0.1
+    assert tuned["best_val_loss"] < base["unigram_nll"] - 0.3
+
+
+def test_a_run_folder_of_another_tokenizer_is_refused(fixture_dataset, tmp_path):
+    src = tmp_path / "src"
+    prepare(PrepareConfig((str(src),), tmp_path / "tsd", val_fraction=0.34, workers=1,
+                          tokenizer=TokenizerSettings("tsd")))
+    train(fixture_dataset, tmp_path / "run", _cfg(max_steps=2, eval_every=2),
+          log=lambda *_: None)
+    with pytest.raises(UserError, match="another tokenizer"):
+        train(tmp_path / "tsd", tmp_path / "run", _cfg(max_steps=2), log=lambda *_: None)
+    with pytest.raises(UserError, match="another tokenizer"):
+        train(tmp_path / "tsd", tmp_path / "run2", _cfg(init_from=str(tmp_path / "run")),
+              log=lambda *_: None)
+
+
+def test_velocity_tables_move_dynamics_within_the_bins():
+    vocab = ["PAD_None", "Velocity_31", "Velocity_63", "Velocity_95", "Pitch_60"]
+    table = velocity_tables(vocab, 1)
+    assert vocab[table[2, 1]] == "Velocity_63" and vocab[table[2, 3]] == "Velocity_95"
+    assert vocab[table[0, 1]] == "Velocity_31" and (table[:, 4] == 4).all()
+
+
+def test_two_process_ddp_trains_on_cpu_with_torchrun(fixture_dataset, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + os.getpid() % 1000), "-m", "lstmusic", "train",
+           str(fixture_dataset), "-o", str(run), "--preset", "tiny", "--max-steps", "100",
+           "--eval-every", "50", "--seq-len", "48", "--batch-size", "8", "--lr", "5e-3",
+           "--warmup-steps", "5", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["world_size"] == 2
+    assert saved["metrics"]["val_loss"] < saved["baseline"]["unigram_nll"]
+    assert len(json.loads((run / "last" / "state.json").read_text())["rng"]) == 2
+    assert done.stdout.count("best validation loss") == 1  # one voice: process 0

@@ -131,9 +131,10 @@ def cmd_train(args) -> int:
     from lstmusic.train import train
 
     result = train(data, run_dir, cfg, resume=args.resume, progress=sys.stderr.isatty())
-    print(f"best validation loss {result['best_val_loss']:.3f} nats/token "
-          f"(unigram baseline {result['unigram_nll']:.3f}) after {result['step']} steps; "
-          f"run folder: {run_dir}")
+    if result["rank"] == 0:  # one voice under torchrun
+        print(f"best validation loss {result['best_val_loss']:.3f} nats/token (unigram "
+              f"baseline {result['unigram_nll']:.3f}) after {result['step']} steps; "
+              f"run folder: {run_dir}")
     return 0
 
 

@@ -133,51 +133,66 @@ def plot_piano_roll(
     x is in quarter-note beats with a line at every bar; drum tracks are left out, since
     their "pitches" name instruments. The title defaults to the MIDI file's name.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed, and never pops a window
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
-    from matplotlib.colors import Normalize
+    # A bare Figure renders with Agg and touches no pyplot state: no window, nothing to close.
+    from matplotlib.figure import Figure
 
     if isinstance(score_or_path, (str, Path)):
         score, title = read_midi(score_or_path), title or Path(score_or_path).name
     else:
         score, title = score_or_path.to("tick"), title or "piano roll"
-    png_path, tpq = Path(png_path), score.ticks_per_quarter
     notes = _pitched_notes(score)
-    start, length = notes["time"] / tpq, notes["duration"] / tpq
-    pitch, velocity = notes["pitch"], notes["velocity"]
-    end_beat = max(float((start + length).max()) if len(start) else 0.0, 4.0)
-    low, high = (int(pitch.min()), int(pitch.max())) if len(pitch) else (60, 60)
-    low, high = min(low, (low + high) // 2 - 6), max(high, (low + high) // 2 + 6)  # >= 1 octave
+    tpq = score.ticks_per_quarter
+    end_beat = max(float((notes["time"] + notes["duration"]).max(initial=0)) / tpq, 4.0)
+    fig = Figure(figsize=(float(np.clip(end_beat / 8, 8, 24)), 5), layout="constrained")
+    ax = fig.add_subplot()
+    _draw_notes(fig, ax, notes, tpq)
+    _draw_grid(ax, score, notes["pitch"], end_beat)
+    ax.set_title(title)
+    ax.set_xlabel(f"beats (quarter notes); {len(notes['pitch'])} notes, bar lines in grey")
+    if not len(notes["pitch"]):
+        ax.text(0.5, 0.5, "no pitched notes", transform=ax.transAxes, ha="center", va="center")
+    atomic.write_with(Path(png_path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return Path(png_path)
 
-    fig, ax = plt.subplots(figsize=(float(np.clip(end_beat / 8, 8, 24)), 5), layout="constrained")
-    x0, x1, y = start, start + length, pitch.astype(float)
+
+def _draw_notes(fig, ax, notes: dict[str, np.ndarray], tpq: int) -> None:
+    """One bar per note, 0.8 semitone high, coloured by velocity, with a colour bar."""
+    import matplotlib
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import ListedColormap, Normalize
+
+    x0, y = notes["time"] / tpq, notes["pitch"].astype(float)
+    x1 = x0 + notes["duration"] / tpq
     corners = [(x0, y - 0.4), (x1, y - 0.4), (x1, y + 0.4), (x0, y + 0.4)]
     boxes = np.stack([np.c_[cx, cy] for cx, cy in corners], axis=1)  # (notes, 4, 2)
-    bars = PolyCollection(boxes, cmap="viridis", norm=Normalize(1, 127), edgecolors="face")
-    bars.set_array(velocity.astype(float))
+    # viridis without its palest yellow, which vanishes on a white background.
+    cmap = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0, 0.85, 256)))
+    bars = PolyCollection(boxes, cmap=cmap, norm=Normalize(1, 127), edgecolors="face")
+    bars.set_array(notes["velocity"].astype(float))
     ax.add_collection(bars)
     fig.colorbar(bars, ax=ax, label="velocity", pad=0.01)
-    for beat in _bar_lines(score, end_beat * tpq)[:MAX_BAR_LINES] / tpq:
-        ax.axvline(beat, color="0.6", linewidth=0.6, zorder=0)
-    c_pitches = [p for p in range(low - 1, high + 2) if p % 12 == 0]
-    ax.set_yticks(c_pitches, [pitch_name(p) for p in c_pitches])
-    for p in c_pitches:
-        ax.axhline(p - 0.5, color="0.85", linewidth=0.5, zorder=0)  # the bottom edge of each C
+
+
+def _draw_grid(ax, score: symusic.Score, pitch: np.ndarray, end_beat: float) -> None:
+    """Bar lines, a line under every C, note names, and limits fitted to the pitches used."""
+    low, high = (int(pitch.min()), int(pitch.max())) if len(pitch) else (60, 60)
+    mid = (low + high) // 2
+    low, high = min(low, mid - 6), max(high, mid + 6)  # at least an octave, or bars look huge
+    bar_ticks = _bar_lines(score, end_beat * score.ticks_per_quarter)[:MAX_BAR_LINES]
+    dense = len(bar_ticks) > 64  # then lines a few pixels apart: lighter, so notes stay legible
+    for beat in bar_ticks / score.ticks_per_quarter:
+        ax.axvline(beat, color="0.82" if dense else "0.6", linewidth=0.5, zorder=0)
+    # Every C is labelled; in a narrow range E and G too, so that no row is far from a label.
+    names = (0, 4, 7) if high - low <= 24 else (0,)
+    shown = range(low - 1, high + 2)
+    ax.set_yticks([p for p in shown if p % 12 in names])
+    ax.set_yticklabels([pitch_name(p) for p in shown if p % 12 in names])
+    ax.set_yticks(shown, minor=True)
+    for c in (p for p in shown if p % 12 == 0):
+        ax.axhline(c - 0.5, color="0.85", linewidth=0.5, zorder=0)  # octave boundaries
     ax.set_xlim(0, end_beat)
     ax.set_ylim(low - 1.5, high + 1.5)
-    ax.set_xlabel(f"beats (quarter notes); {len(pitch)} notes, bar lines in grey")
     ax.set_ylabel("pitch")
-    ax.set_title(title)
-    if not len(pitch):
-        ax.text(0.5, 0.5, "no pitched notes", transform=ax.transAxes, ha="center", va="center")
-    try:
-        atomic.write_with(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
-    return png_path
 
 
 def _pitched_notes(score: symusic.Score) -> dict[str, np.ndarray]:

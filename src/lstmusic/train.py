@@ -378,7 +378,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if stop:
         log(f"{stop}; step {step}")
     return {"step": step, "best_val_loss": best, "unigram_nll": unigram, "rows": rows,
-            "stopped": stop}
+            "stopped": stop, "rank": setup.rank}
 
 
 def _tensorboard(run_dir: Path):
