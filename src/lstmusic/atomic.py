@@ -37,16 +37,26 @@ def write_with(path: Path, writer: Callable[[Path], object]) -> None:
         writer(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def staging_dir(final: Path) -> Path:
     """A fresh empty folder beside `final`, to be filled and then `publish_dir`-ed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
+    return staged
 
 
 def publish_dir(staged: Path, final: Path) -> None:

@@ -170,9 +170,9 @@ def _add_config_options(p, cls, helps: dict, choices: dict) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                            help=text)
         else:
+            metavar = None if f.name in choices else _METAVARS.get(f.name, kind.__name__.upper())
             p.add_argument(flag, type=kind, default=None, choices=choices.get(f.name),
-                           metavar=None if f.name in choices else _METAVARS.get(f.name, kind.__name__.upper()),
-                           help=text)
+                           metavar=metavar, help=text)
 
 
 def cmd_corpora(args) -> int:

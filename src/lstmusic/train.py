@@ -216,10 +216,12 @@ def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) 
 
 # ---------------------------------------------------------------- progress
 class _Progress:
-    """A rich bar (step, loss, tokens/s, ETA) on a terminal; plain log lines otherwise."""
+    """A rich bar (step, loss, tokens/s, ETA) on a terminal; plain log lines otherwise.
+    The ETA is the sooner of the remaining steps at the current pace and the time budget."""
 
-    def __init__(self, total: int, done: int, show: bool, log):
-        self.bar, self.log = None, log
+    def __init__(self, total: int, done: int, budget_s: float, show: bool, log):
+        self.bar, self.log, self.budget_s = None, log, budget_s
+        self.t0, self.done0 = time.perf_counter(), done
         if show:
             from rich.console import Console
             from rich.progress import (
@@ -228,21 +230,27 @@ class _Progress:
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
 
             self.bar = Progress(
                 TextColumn("step"), MofNCompleteColumn(), BarColumn(),
                 TextColumn("loss {task.fields[loss]:.3f}  {task.fields[tps]:,.0f} tok/s"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
                 console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task("", total=total, completed=done, loss=0.0, tps=0.0)
+            self.task = self.bar.add_task("", total=total, completed=done, loss=0.0, tps=0.0,
+                                          eta="-")
             self.bar.start()
             self.log = lambda msg: self.bar.console.print(msg, highlight=False)
 
-    def update(self, step: int, loss: float, tps: float) -> None:
+    def update(self, step: int, loss: float, tps: float, elapsed: float) -> None:
         if self.bar:
-            self.bar.update(self.task, completed=step, loss=loss, tps=tps)
+            total = self.bar.tasks[0].total
+            pace = (time.perf_counter() - self.t0) / max(step - self.done0, 1)
+            left = (total - step) * pace
+            if self.budget_s:
+                left = min(left, max(self.budget_s - elapsed, 0.0))
+            eta = time.strftime("%H:%M:%S", time.gmtime(left))
+            self.bar.update(self.task, completed=step, loss=loss, tps=tps, eta=eta)
 
     def close(self) -> None:
         if self.bar:
@@ -319,7 +327,8 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     log(f"{trained.n_params():,} parameters on {setup.device}"
         f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {cfg.max_steps} steps; "
         f"unigram baseline {unigram:.3f} nats/token")
-    bar = _Progress(cfg.max_steps, step, progress and setup.main, log)
+    bar = _Progress(cfg.max_steps, step, cfg.max_minutes * 60, progress and setup.main,
+                    log)
     t0, tokens_seen, stop = time.perf_counter() - (rows[-1]["seconds"] if rows else 0), 0, ""
     t_start = time.perf_counter()
     model.train()
@@ -343,7 +352,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
             step += 1
             tokens_seen += int((ids[:, 1:] != PAD).sum()) * setup.world
             tps = tokens_seen / max(time.perf_counter() - t_start, 1e-9)
-            bar.update(step, mean_loss, tps)
+            bar.update(step, mean_loss, tps, time.perf_counter() - t0)
             if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
                 metrics = setup.from_main(
                     evaluate(trained, val, setup.device, setup.autocast) if setup.main else None)
