@@ -175,6 +175,108 @@ def _add_config_options(p, cls, helps: dict, choices: dict) -> None:
                            metavar=metavar, help=text)
 
 
+def cmd_generate(args) -> int:
+    from lstmusic.config import GenerateConfig
+
+    cfg = GenerateConfig(**_settings(args, GenerateConfig, "generate"))
+    out = Path(args.output)
+    if out.suffix.lower() not in (".mid", ".midi"):
+        raise UserError(f"-o {out}: give a .mid file name")
+    if args.run_dir:
+        from lstmusic.checkpoint import refuse_pickle
+
+        refuse_pickle(Path(args.run_dir))
+    _check_render_args(args)
+    from lstmusic.compose import Composer, save_report, write_piece
+
+    composer = Composer.load(args.run_dir, cfg.device)
+    pieces, report = composer.generate(cfg)
+    paths = [out] if len(pieces) == 1 else [
+        out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, len(pieces) + 1)]
+    for piece, path in zip(pieces, paths, strict=False):
+        write_piece(piece, path)
+        piece.report["path"] = str(path)
+        title = (f"{path.name}: {composer.kind}, {piece.report['bars']} bars, "
+                 f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}")
+        _render_outputs(args, path, piece.score, title, piece.report)
+    if args.report:
+        save_report(report, Path(args.report))
+    for r in report["pieces"]:
+        extra = ""
+        if "loop" in r:
+            extra = (f"; loop seam {r['loop']['wrap_nll']:.2f} nats/token vs median bar "
+                     f"{r['loop']['median_bar_nll']:.2f}")
+        print(f"wrote {r['path']}: {r['bars']} bars, {r['notes']} notes, {r['seconds']:.1f} s, "
+              f"{r['distinct_pitches']} pitches, {r['resampled_bars']} bars resampled, "
+              f"{r['repairs']} repairs{extra}"
+              + "".join(f"; {k} {r[k]}" for k in ("wav", "png") if k in r))
+    print(f"{report['ms_per_token']:.2f} ms per token, {report['tokens_per_s']:,.0f} tokens/s "
+          f"({len(pieces)} in one batch)")
+    return 0
+
+
+def _check_render_args(args) -> None:
+    """Fail before any work if audio was asked for and cannot be made."""
+    if args.audio is not None:
+        import shutil
+
+        from lstmusic.render import find_soundfont
+
+        find_soundfont(args.soundfont)
+        if shutil.which("fluidsynth") is None:
+            raise UserError("--audio needs FluidSynth (Debian: apt-get install fluidsynth "
+                            "fluid-soundfont-gm)")
+
+
+def _render_outputs(args, midi: Path, score, title: str, report: dict) -> None:
+    from lstmusic import render
+
+    if args.audio is not None:
+        wav = Path(args.audio) if args.audio and not report.get("index", 1) > 1 \
+            and args.audio != "-" else midi.with_suffix(".wav")
+        render.render_audio(midi, wav, args.soundfont)
+        report["wav"] = str(wav)
+    if args.plot is not None:
+        png = Path(args.plot) if args.plot and not report.get("index", 1) > 1 \
+            else midi.with_suffix(".png")
+        render.plot_piano_roll(score, png, title)
+        report["png"] = str(png)
+
+
+def cmd_render(args) -> int:
+    from lstmusic.render import read_midi
+
+    midi = Path(args.midi)
+    if args.audio is None and args.plot is None:
+        args.audio = args.plot = ""
+    _check_render_args(args)
+    score = read_midi(midi)
+    report = {}
+    _render_outputs(args, midi, score, midi.name, report)
+    for key in ("wav", "png"):
+        if key in report:
+            print(f"wrote {report[key]}")
+    return 0
+
+
+def cmd_styles(args) -> int:
+    import json
+
+    from lstmusic.checkpoint import CONFIG, refuse_pickle
+
+    run = Path(args.run_dir)
+    refuse_pickle(run)
+    try:
+        config = json.loads((run / CONFIG).read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"{run}: not a run folder (no {CONFIG})") from None
+    except ValueError as exc:
+        raise UserError(f"{run / CONFIG}: damaged ({exc})") from None
+    for name in config.get("styles", []):
+        print(name)
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from lstmusic.sources import list_corpora
 
@@ -184,7 +286,7 @@ def cmd_corpora(args) -> int:
     return 0
 
 
-_METAVARS = {"init_from": "RUN_DIR"}
+_METAVARS = {"init_from": "RUN_DIR", "prime": "FILE.mid", "style": "NAME"}
 _TRAIN_HELP = {
     "preset": "model size: tiny (tests), small (a laptop), medium (a GPU), classic (3 x 512, "
               "the original's)",
@@ -214,8 +316,45 @@ _TRAIN_HELP = {
 }
 
 
+_GENERATE_HELP = {
+    "n": "pieces, sampled together in one batch",
+    "bars": "length in bars; the piece ends on a bar line",
+    "seconds": "length in seconds instead (rounded to whole bars)",
+    "tokens": "exactly this many new tokens instead",
+    "temperature": "below 1 is safer, above 1 more adventurous",
+    "top_k": "sample among the k likeliest tokens (0: off)",
+    "top_p": "sample among the likeliest tokens holding this probability (1: off)",
+    "greedy": "always take the likeliest token (the original's argmax; collapses)",
+    "prime": "continue the first --prime-bars bars of this MIDI file",
+    "prime_bars": "bars of the prime",
+    "omit_prime": "leave the prime out of the output",
+    "prime_from_data": "start from a random window of the training data",
+    "style": "steer with one of the run's styles (lstmusic styles RUN_DIR)",
+    "tempo": "BPM (0: the model's choice)",
+    "program": "General MIDI program (0: piano)",
+    "loop": "exactly --bars bars that loop back into their start",
+    "guard": "resample degenerate bars (repeated notes, stuck bars, silence)",
+    "seed": "same seed, same options, same run: the same MIDI, byte for byte",
+    "device": "cpu, cuda or auto",
+}
+
+
+def _add_render_options(p) -> None:
+    p.add_argument("--audio", nargs="?", const="", metavar="WAV",
+                   help="also write a 16-bit WAV through FluidSynth (default: beside the MIDI)")
+    p.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                   help="also write a piano-roll PNG (default: beside the MIDI)")
+    p.add_argument("--soundfont", metavar="SF2", help="a General MIDI SoundFont to render with")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from lstmusic.config import DEVICES, PRESETS, TOKENIZERS, TrainConfig
+    from lstmusic.config import (
+        DEVICES,
+        PRESETS,
+        TOKENIZERS,
+        GenerateConfig,
+        TrainConfig,
+    )
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -265,6 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, TrainConfig, _TRAIN_HELP, {
         "preset": tuple(PRESETS), "device": DEVICES})
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="compose new pieces with a trained run",
+                       description="Sample new pieces from a run folder (or the bundled "
+                                   "model). Every option can also be set in a --config file.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                   help="a run folder (default: the model bundled with lstmusic)")
+    p.add_argument("-o", "--output", default="song.mid", metavar="OUT.mid",
+                   help="output file; with --n > 1, OUT-1.mid ... OUT-N.mid")
+    _add_render_options(p)
+    p.add_argument("--report", metavar="FILE.json", help="write the settings and figures")
+    _add_config_options(p, GenerateConfig, _GENERATE_HELP, {"device": DEVICES})
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("render", help="a WAV and a piano-roll PNG of a MIDI file")
+    p.add_argument("midi", metavar="FILE.mid")
+    _add_render_options(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("styles", help="list the styles a run can be steered to")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_styles)
 
     p = sub.add_parser("corpora", formatter_class=fmt,
                        help="list the built-in music21 corpora usable as music21:NAME")

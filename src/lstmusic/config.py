@@ -176,3 +176,49 @@ def load_toml(path: Path, cls, section: str) -> dict:
             raise UserError(f"{path}: {key} must be {want.__name__}, not {value!r}")
         out[name] = value
     return out
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything `lstmusic generate` takes (also settable from a `--config` TOML file)."""
+
+    n: int = 1  # pieces, sampled together as one batch
+    bars: int = 16  # length in bars (ends on a bar line) unless seconds or tokens is set
+    seconds: float = 0.0  # if > 0: about this long at the piece's tempo, rounded to bars
+    tokens: int = 0  # if > 0: exactly this many new tokens instead
+    temperature: float = 1.0  # < 1 is safer, > 1 more adventurous
+    top_k: int = 0  # keep only the k likeliest tokens (0: off)
+    top_p: float = 0.95  # keep the likeliest tokens up to this probability mass (1: off)
+    greedy: bool = False  # always the likeliest token (what made the original collapse)
+    prime: str = ""  # a MIDI file whose first prime_bars bars the piece continues
+    prime_bars: int = 4
+    omit_prime: bool = False  # leave the prime out of the output
+    prime_from_data: bool = False  # start from a random window of the training data
+    style: str = ""  # one of the run's styles (`lstmusic styles RUN_DIR`)
+    tempo: float = 0.0  # BPM of the output (0: the model's choice, else 120)
+    program: int = 0  # General MIDI program of the output (0: acoustic grand piano)
+    loop: bool = False  # exactly `bars` bars that flow back into their own start
+    guard: bool = True  # detect and resample degenerate bars while sampling
+    seed: int = 0
+    device: str = "cpu"  # cpu, cuda or auto
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise UserError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+        if not 1 <= self.n <= 256:
+            raise UserError(f"--n must be 1..256, not {self.n}")
+        if not 1 <= self.bars <= 1000 or self.seconds < 0 or not 0 <= self.tokens <= 100_000:
+            raise UserError(f"impossible length: --bars {self.bars} --seconds {self.seconds} "
+                            f"--tokens {self.tokens} (bars 1..1000, tokens up to 100000)")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise UserError("--temperature must be > 0, --top-p in (0, 1], --top-k >= 0")
+        if not 0 <= self.program <= 127:
+            raise UserError(f"--program is a General MIDI number 0..127, not {self.program}")
+        if self.tempo and not 10 <= self.tempo <= 400:
+            raise UserError(f"--tempo must be 10..400 BPM, not {self.tempo}")
+        if not 1 <= self.prime_bars <= 256:
+            raise UserError(f"--prime-bars must be 1..256, not {self.prime_bars}")
+        if self.prime and self.prime_from_data:
+            raise UserError("choose one of --prime and --prime-from-data")
+        if self.loop and (self.tokens or self.seconds):
+            raise UserError("--loop makes exactly --bars bars; drop --tokens/--seconds")

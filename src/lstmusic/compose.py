@@ -1,0 +1,410 @@
+"""Composing: a trained run folder -> new pieces, sampled one token per step.
+
+The LSTM state carries forward, so each new token costs one step of the network (the
+original re-ran its whole 100-token window per note). `n` pieces are one batch. At every step
+the grammar (`grammar.Grammar`) masks the tokens that cannot legally follow, so every sample
+decodes cleanly; then temperature, top-k and top-p shape the distribution. The collapse guard
+checks each finished bar and, when it degenerates (one pitch repeated past 8 notes, the same
+bar over and over, two silent bars), rewinds that piece to the bar's start and samples again.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lstmusic import checkpoint, midi_io
+from lstmusic.config import BOS, EOS, PAD, GenerateConfig
+from lstmusic.errors import BadFile, UserError
+from lstmusic.grammar import Grammar
+from lstmusic.tokenizer import tokenizer_from_dict
+
+MAX_SAME_PITCH = 8  # a longer run of one pitch is collapse (the original's failure)
+MAX_SAME_BARS = 4  # more identical bars in a row than this is a stuck loop
+MAX_RETRIES = 8  # resamples of one bar before it is kept anyway
+CLASSIC_BAR = 8  # classic tokens per 4/4 bar: one token every half beat
+
+
+@dataclass
+class Piece:
+    """One composed piece: its score (symusic), its token ids and what happened."""
+
+    score: object
+    ids: list[int]
+    report: dict
+
+
+def bundled_run_dir() -> Path:
+    return Path(__file__).parent / "bundled"
+
+
+class Composer:
+    """A run's model and tokenizer, ready to sample: `Composer.load(run_dir).generate(cfg)`."""
+
+    def __init__(self, model, config: dict, run_dir: Path):
+        self.model, self.config, self.run_dir = model, config, run_dir
+        self.tokenizer = tokenizer_from_dict(config["tokenizer"])
+        self.vocab = list(config["tokenizer"]["vocab"])
+        self.kind = config["tokenizer"]["name"]
+        self.styles = list(config.get("styles", []))
+        self.device = next(model.parameters()).device
+        self.grammar = Grammar.for_vocab(self.vocab, self.kind).to(self.device)
+        self.pitch_of = _pitch_table(self.vocab, self.tokenizer)
+        self.bar_id = self.vocab.index("Bar_None") if "Bar_None" in self.vocab else -1
+
+    @classmethod
+    def load(cls, run_dir: str | Path | None = None, device: str = "cpu") -> Composer:
+        """A run folder's best weights; with no folder, the model bundled with lstmusic."""
+        if run_dir is None:
+            run_dir = bundled_run_dir()
+            if not (run_dir / checkpoint.CONFIG).exists():
+                raise UserError("this install has no bundled model; give a RUN_DIR")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: torch sees no CUDA device; use --device cpu")
+        model, config = checkpoint.load_model(Path(run_dir), device)
+        return cls(model, config, Path(run_dir))
+
+    # ------------------------------------------------------------ public
+    def generate(self, cfg: GenerateConfig | None = None, **overrides) -> tuple[list, dict]:
+        """(pieces, report) for a GenerateConfig (or its fields as keyword arguments)."""
+        cfg = replace(cfg or GenerateConfig(), **overrides)
+        style = self._style_index(cfg.style)
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        prime = self._prime(cfg, gen)
+        tempo = cfg.tempo or 120.0
+        bars = cfg.bars
+        if cfg.seconds:
+            bars = max(1, round(cfg.seconds * tempo / 60 / 4))
+        t0 = time.perf_counter()
+        if cfg.loop:
+            pieces, loops = self._loop(cfg, prime, style, bars, gen)
+        else:
+            rows = self._sample(cfg, prime, style, cfg.n, bars, gen)
+            pieces, loops = rows, [None] * cfg.n
+        seconds = time.perf_counter() - t0
+        out, new_tokens = [], 0
+        for i, (row, loop) in enumerate(zip(pieces, loops, strict=False)):
+            ids = row["ids"] if cfg.omit_prime else prime + row["ids"]
+            new_tokens += row["steps"]
+            score, dropped = self.tokenizer.decode(ids)
+            score = self._finish(score, cfg, row)
+            report = {"index": i + 1, "tokens": len(row["ids"]), "prime_tokens": len(prime),
+                      "bars": row["bars"], "resampled_bars": row["resampled"],
+                      "repairs": self._repairs(ids), **_shape(score)}
+            if loop:
+                report["loop"] = loop
+            out.append(Piece(score, ids, report))
+        report = {
+            "settings": {f.name: getattr(cfg, f.name) for f in fields(cfg)},
+            "run": str(self.run_dir), "tokenizer": self.kind,
+            "seconds": round(seconds, 3),
+            "ms_per_token": round(1000 * seconds / max(1, new_tokens / cfg.n), 3),
+            "tokens_per_s": round(new_tokens / max(seconds, 1e-9), 1),
+            "pieces": [p.report for p in out],
+        }
+        return out, report
+
+    # ------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def _sample(self, cfg, prime: list[int], style: int, n: int, bars: int, gen) -> list[dict]:
+        """n rows of new token ids, each `bars` bars long (or `cfg.tokens` tokens)."""
+        g, dev = self.grammar, self.device
+        model = self.model
+        head = torch.tensor([[BOS] + prime] * n, device=dev)
+        styles = torch.full((n,), style, device=dev)
+        logits, state = model(head, styles)
+        logits = logits[:, -1].float()
+        gs = g.initial_state(n)
+        for t in prime:
+            gs = g.advance(gs, torch.full((n,), t, device=dev))
+        bars0, start_tick = gs.bars.clone(), gs.bar_start.clone()
+        limit = cfg.tokens or bars * 400  # a hard cap: no bar is 400 tokens long
+        ids = [[] for _ in range(n)]
+        marks = [[0] for _ in range(n)]  # where each bar starts
+        snaps = [self._snap(b, state, logits, gs, 0) for b in range(n)]
+        retries, resampled = [0] * n, [0] * n
+        done = torch.zeros(n, dtype=torch.bool, device=dev)
+        while not bool(done.all()):
+            lengths = torch.tensor([len(r) for r in ids], device=dev)
+            full = (lengths >= cfg.tokens) if cfg.tokens else (gs.bars - bars0 >= bars)
+            full |= lengths >= limit
+            going = g.mask(gs)
+            going[:, EOS] = False  # no ending before the length asked for
+            allowed = torch.where((full | done)[:, None], g.finish_mask(gs), going)
+            tok = _pick(logits, allowed, cfg, gen)
+            tok = torch.where(done, torch.full_like(tok, EOS), tok)
+            before = gs.bars.clone()
+            gs = g.advance(gs, tok)
+            logits, state = model.step(tok, styles, state)
+            logits = logits.float()
+            for b in range(n):
+                if done[b]:
+                    continue
+                t = int(tok[b])
+                if t == EOS:
+                    done[b] = True
+                    continue
+                ids[b].append(t)
+                if gs.bars[b] == before[b] or full[b]:
+                    continue
+                # The bar just completed ends before a REMI Bar token (which opens the next).
+                end = len(ids[b]) - (t == self.bar_id)
+                jump = int(gs.bars[b] - before[b])  # > 1: a rest over a whole bar
+                if cfg.guard and retries[b] < MAX_RETRIES \
+                        and (jump > 1 or self._degenerate(ids[b], marks[b], end)):
+                    retries[b] += 1
+                    resampled[b] += 1
+                    state, logits, gs = self._restore(b, snaps[b], state, logits, gs)
+                    del ids[b][snaps[b]["len"]:]
+                    continue
+                retries[b] = 0
+                marks[b].append(end)
+                snaps[b] = self._snap(b, state, logits, gs, len(ids[b]))
+        rows = []
+        for b in range(n):
+            row = ids[b]
+            rows.append({"ids": row, "marks": marks[b], "steps": len(row),
+                         "bars": int(gs.bars[b] - bars0[b]),
+                         # where the last whole bar ends, in beats from the prime's end
+                         "end_beats": float(gs.bar_start[b] - start_tick[b]) / g.tpq,
+                         "prime_beats": float(start_tick[b]) / g.tpq,
+                         "resampled": resampled[b]})
+        return rows
+
+    def _snap(self, b, state, logits, gs, length) -> dict:
+        return {"h": state[0][:, b].clone(), "c": state[1][:, b].clone(),
+                "logits": logits[b].clone(), "len": length,
+                "gs": {f.name: getattr(gs, f.name)[b].clone() for f in fields(gs)}}
+
+    @staticmethod
+    def _restore(b, snap, state, logits, gs):
+        h, c = state[0].clone(), state[1].clone()
+        h[:, b], c[:, b] = snap["h"], snap["c"]
+        logits = logits.clone()
+        logits[b] = snap["logits"]
+        new = {}
+        for f in fields(gs):
+            value = getattr(gs, f.name).clone()
+            value[b] = snap["gs"][f.name]
+            new[f.name] = value
+        return (h, c), logits, replace(gs, **new)
+
+    def _degenerate(self, ids: list[int], marks: list[int], end: int) -> bool:
+        """Whether the bar just completed, ids[marks[-1]:end], makes the piece degenerate:
+        one pitch repeated past MAX_SAME_PITCH notes, a second silent bar in a row, or the
+        same bar more than MAX_SAME_BARS times in a row."""
+        bar = ids[marks[-1]:end]
+        sounding = [int(p) for p in self.pitch_of[ids[:end]] if p >= 0]
+        run = 1 if sounding else 0
+        while run < len(sounding) and sounding[-run - 1] == sounding[-1]:
+            run += 1
+        if run > MAX_SAME_PITCH and (self.pitch_of[bar] >= 0).any():
+            return True
+        previous = ids[marks[-2]:marks[-1]] if len(marks) > 1 else None
+        silent = not (self.pitch_of[bar] >= 0).any()
+        if silent and previous is not None and not (self.pitch_of[previous] >= 0).any():
+            return True
+        if len(marks) > MAX_SAME_BARS:
+            return all(ids[marks[-k - 1]:marks[-k]] == bar for k in range(1, MAX_SAME_BARS + 1))
+        return False
+
+    # ------------------------------------------------------------ loop mode
+    def _loop(self, cfg, prime, style, bars, gen):
+        """Sample candidates of exactly `bars` bars; keep those whose last bar leads back
+        into their first most likely, judged by the model itself."""
+        cands = self._sample(cfg, prime, style, max(8, 4 * cfg.n), bars, gen)
+        scored = []
+        for row in cands:
+            marks = row["marks"]
+            if len(marks) < 2:
+                continue
+            first = row["ids"][marks[0]:marks[1]]
+            nll = self._token_nll(prime + row["ids"] + first, style)  # per predicted token
+            base = len(prime)
+            per_bar = [float(np.mean(nll[base + a - 1:base + b - 1]))
+                       for a, b in zip(marks[1:-1], marks[2:], strict=False) if b > a]
+            wrap = float(np.mean(nll[-len(first):])) if first else float("inf")
+            median = statistics.median(per_bar) if per_bar else wrap
+            scored.append((wrap - median, row, {"wrap_nll": round(wrap, 4),
+                                                "median_bar_nll": round(median, 4),
+                                                "candidates": len(cands)}))
+        if not scored:
+            raise UserError(f"could not make a {bars}-bar loop; try more --bars")
+        scored.sort(key=lambda x: x[0])
+        chosen = scored[: cfg.n]
+        return [r for _, r, _ in chosen], [info for _, _, info in chosen]
+
+    @torch.no_grad()
+    def _token_nll(self, ids: list[int], style: int) -> np.ndarray:
+        x = torch.tensor([[BOS] + ids], device=self.device)
+        logits, _ = self.model(x[:, :-1], torch.tensor([style], device=self.device))
+        lp = torch.log_softmax(logits.float(), -1)[0]
+        return (-lp.gather(1, x[0, 1:, None])[:, 0]).cpu().numpy()
+
+    # ------------------------------------------------------------ inputs and outputs
+    def _style_index(self, name: str) -> int:
+        if not name:
+            return 0
+        if name not in self.styles:
+            raise UserError(f"unknown style {name!r}; this run knows: {', '.join(self.styles)}")
+        return self.styles.index(name)
+
+    def _prime(self, cfg, gen) -> list[int]:
+        if cfg.prime:
+            ids = self._prime_from_file(Path(cfg.prime), cfg.prime_bars)
+        elif cfg.prime_from_data:
+            ids = self._prime_from_data(cfg.prime_bars, gen)
+        else:
+            return []
+        return self._legal(ids)
+
+    def _prime_from_file(self, path: Path, bars: int) -> list[int]:
+        checkpoint.refuse_pickle(path)
+        try:
+            if self.kind == "classic":
+                tokens, _ = self.tokenizer.encode_file(path)
+                ids = [int(i) for i in self.tokenizer.ids(tokens)]
+                return ids[: bars * CLASSIC_BAR]
+            score = midi_io.load(path, self.tokenizer.settings.keep_programs,
+                                 self.tokenizer.settings.keep_drums)
+        except BadFile as exc:
+            raise UserError(f"{path}: {exc}") from None
+        sig = score.time_signatures[0] if len(score.time_signatures) else None
+        end = score.ticks_per_quarter * 4 * bars * (sig.numerator / sig.denominator if sig else 1)
+        ids = [int(i) for i in self.tokenizer.encode(score.clip(0, end, clip_end=True))]
+        if not ids:
+            raise UserError(f"{path}: no notes in its first {bars} bars")
+        return ids
+
+    def _prime_from_data(self, bars: int, gen) -> list[int]:
+        from lstmusic.dataset import Dataset
+
+        path = Path(self.config.get("data", {}).get("path", ""))
+        if not (path / "manifest.json").exists():
+            raise UserError(f"--prime-from-data: the run's dataset {path} is not here; "
+                            "use --prime FILE.mid")
+        ds = Dataset.open(path)
+        files = ds.split("train")
+        entry = files[int(torch.randint(len(files), (1,), generator=gen))]
+        ids = [int(i) for i in ds.file_ids(entry)]
+        starts = self._bar_starts(ids)
+        if len(starts) <= bars:
+            return ids[: starts[-1]] if len(starts) > 1 else ids
+        first = int(torch.randint(len(starts) - bars, (1,), generator=gen))
+        return ids[starts[first]:starts[first + bars]]
+
+    def _bar_starts(self, ids: list[int]) -> list[int]:
+        g = self.grammar
+        gs = g.initial_state(1)
+        starts = [0]
+        for i, t in enumerate(ids):
+            before = int(gs.bars[0])
+            gs = g.advance(gs, torch.tensor([t], device=self.device))
+            if int(gs.bars[0]) > before:  # a REMI bar starts at its Bar token
+                starts.append(i if self.vocab[t] == "Bar_None" else i + 1)
+        return starts
+
+    def _legal(self, ids: list[int]) -> list[int]:
+        """The prime's tokens that the grammar accepts in turn (a window cut from the middle
+        of a piece may open with, say, the release of a note begun before it)."""
+        g, gs, kept = self.grammar, self.grammar.initial_state(1), []
+        for t in ids:
+            if t in (PAD, BOS, EOS) or not bool(g.mask(gs)[0, t]):
+                continue
+            kept.append(t)
+            gs = g.advance(gs, torch.tensor([t], device=self.device))
+        return kept
+
+    def _repairs(self, ids: list[int]) -> int:
+        inner = getattr(self.tokenizer, "inner", None)
+        if inner is None or not ids:
+            return 0
+        from lstmusic.tokenizer import import_miditok
+
+        seq = [i for i in ids if i not in (PAD, BOS, EOS)]
+        if not seq:
+            return 0
+        # miditok's own check of the token-type order: the errors its decoder skips over.
+        errors = inner.tokens_errors(import_miditok().TokSequence(ids=seq))
+        return round(errors * len(seq))
+
+    def _finish(self, score, cfg, row: dict):
+        """Tempo, instrument and, unless a token count was asked for, an exact bar-line
+        ending (the grammar's clock says where the last whole bar ends)."""
+        from symusic import Tempo
+
+        if cfg.tempo or not len(score.tempos):
+            score.tempos.clear()
+            score.tempos.append(Tempo(0, qpm=cfg.tempo or 120.0))
+        for track in score.tracks:
+            if not track.is_drum:
+                track.program = cfg.program
+        if not cfg.tokens and row["end_beats"] > 0:
+            beats = row["end_beats"] + (0 if cfg.omit_prime else row["prime_beats"])
+            score = score.clip(0, round(beats * score.ticks_per_quarter), clip_end=True)
+        return score
+
+
+# ---------------------------------------------------------------- helpers
+def _pick(logits, allowed, cfg, gen) -> torch.Tensor:
+    """One token per row from masked, tempered, top-k/top-p filtered logits."""
+    logits = logits.masked_fill(~allowed, float("-inf"))
+    if cfg.greedy:
+        return logits.argmax(-1)
+    logits = logits / cfg.temperature
+    if cfg.top_k:
+        kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), -1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if cfg.top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p  # keep the first token always
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs.cpu(), 1, generator=gen)[:, 0].to(logits.device)
+
+
+def _pitch_table(vocab: list[str], tokenizer) -> np.ndarray:
+    """(V,) the pitch each token sounds (a chord: a unique id above 127), else -1."""
+    out = np.full(len(vocab), -1, dtype=np.int64)
+    for i, tok in enumerate(vocab):
+        kind, _, value = tok.partition("_")
+        if kind in ("Pitch", "NoteOn") and value.isdigit():
+            out[i] = int(value)
+        elif i > 2 and hasattr(tokenizer, "pitches"):  # classic: note names and chords
+            pitches = tokenizer.pitches(tok)
+            if pitches:
+                out[i] = pitches[0] if len(pitches) == 1 else 128 + i
+    return out
+
+
+def _shape(score) -> dict:
+    """Figures of a piece that show collapse at a glance."""
+    notes = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes)
+    pitches = [p for _, p in notes]
+    run = best = 1 if pitches else 0
+    for a, b in zip(pitches, pitches[1:], strict=False):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return {"notes": len(notes), "distinct_pitches": len(set(pitches)),
+            "max_same_pitch_run": best, "seconds": round(midi_io.duration_seconds(score), 2)}
+
+
+def write_piece(piece: Piece, path: Path) -> None:
+    from lstmusic import atomic
+
+    atomic.write_with(path, lambda tmp: piece.score.dump_midi(str(tmp)))
+
+
+def save_report(report: dict, path: Path) -> None:
+    from lstmusic import atomic
+
+    atomic.write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
