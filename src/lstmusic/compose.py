@@ -278,7 +278,8 @@ class Composer:
         except BadFile as exc:
             raise UserError(f"{path}: {exc}") from None
         sig = score.time_signatures[0] if len(score.time_signatures) else None
-        end = score.ticks_per_quarter * 4 * bars * (sig.numerator / sig.denominator if sig else 1)
+        metre = sig.numerator / sig.denominator if sig else 1.0
+        end = round(score.ticks_per_quarter * 4 * bars * metre)
         ids = [int(i) for i in self.tokenizer.encode(score.clip(0, end, clip_end=True))]
         if not ids:
             raise UserError(f"{path}: no notes in its first {bars} bars")
