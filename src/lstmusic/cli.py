@@ -277,6 +277,61 @@ def cmd_styles(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Check what lstmusic relies on, each with what to do when it is missing."""
+    import shutil
+
+    checks = []  # (ok, essential, what, fix)
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        where = (f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}" if cuda
+                 else f"CPU only, {torch.get_num_threads()} threads")
+        checks.append((True, True, f"torch {torch.__version__} ({where})",
+                       "" if cuda else "for a GPU, install a CUDA build of torch"))
+    except ImportError:
+        checks.append((False, True, "torch is not installed",
+                       "pip install torch (the CPU or CUDA build you want)"))
+    from lstmusic.compose import bundled_run_dir
+
+    bundled = (bundled_run_dir() / "config.json").exists()
+    checks.append((bundled, False, "bundled model " + ("present" if bundled else "missing"),
+                   "" if bundled else "reinstall lstmusic, or pass a RUN_DIR to generate"))
+    synth = shutil.which("fluidsynth")
+    checks.append((bool(synth), False, f"FluidSynth {'at ' + synth if synth else 'not found'}",
+                   "" if synth else "for --audio: apt-get install fluidsynth (or brew install "
+                   "fluid-synth)"))
+    try:
+        from lstmusic.render import find_soundfont
+
+        checks.append((True, False, f"SoundFont {find_soundfont(None)}", ""))
+    except UserError as exc:
+        checks.append((False, False, "no General MIDI SoundFont", str(exc)))
+    try:
+        from lstmusic.sources import list_corpora
+
+        count = list_corpora().get("bach", 0)
+        checks.append((count > 0, False, f"music21 corpus: {count} Bach files",
+                       "" if count else "reinstall music21 (its corpus ships with it)"))
+    except Exception as exc:  # noqa: BLE001 - a broken music21 install raises anything
+        checks.append((False, False, f"music21 corpus unreadable ({exc})", "pip install music21"))
+    from lstmusic.dataset import cache_dir
+
+    for label, folder in (("cache", cache_dir()), ("current folder", Path.cwd())):
+        folder = next((f for f in [folder, *folder.parents] if f.exists()), Path("/"))
+        free = shutil.disk_usage(folder).free / 2**30
+        checks.append((free > 1, False, f"{free:.1f} GiB free for the {label} ({folder})",
+                       "" if free > 1 else "free some disk space (datasets and runs need "
+                       "up to a few GiB)"))
+    console = _console()
+    for ok, _, what, fix in checks:
+        mark = "[green]ok[/]  " if ok else "[red]no[/]  "
+        console.print(mark + what + (f"  [dim]-> {fix}[/]" if fix and not ok else ""))
+    failed = [c for c in checks if not c[0] and c[1]]
+    return 1 if failed else 0
+
+
 def cmd_corpora(args) -> int:
     from lstmusic.sources import list_corpora
 
@@ -425,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("styles", help="list the styles a run can be steered to")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_styles)
+
+    p = sub.add_parser("doctor", help="check torch and the device, FluidSynth, the SoundFont, "
+                                      "the music21 corpus and free disk")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("corpora", formatter_class=fmt,
                        help="list the built-in music21 corpora usable as music21:NAME")

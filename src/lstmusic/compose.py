@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -84,11 +85,12 @@ class Composer:
         if cfg.seconds:
             bars = max(1, round(cfg.seconds * tempo / 60 / 4))
         t0 = time.perf_counter()
-        if cfg.loop:
-            pieces, loops = self._loop(cfg, prime, style, bars, gen)
-        else:
-            rows = self._sample(cfg, prime, style, cfg.n, bars, gen)
-            pieces, loops = rows, [None] * cfg.n
+        with _one_thread(self.device):
+            if cfg.loop:
+                pieces, loops = self._loop(cfg, prime, style, bars, gen)
+            else:
+                rows = self._sample(cfg, prime, style, cfg.n, bars, gen)
+                pieces, loops = rows, [None] * cfg.n
         seconds = time.perf_counter() - t0
         out, new_tokens = [], 0
         for i, (row, loop) in enumerate(zip(pieces, loops, strict=False)):
@@ -355,6 +357,23 @@ class Composer:
 
 
 # ---------------------------------------------------------------- helpers
+@contextmanager
+def _one_thread(device):
+    """Sample on one CPU thread: a step is a handful of small matrix-vector products, too
+    small to share among threads, and when other work keeps the cores busy, threads that
+    wait for each other make each step several times slower (measured in
+    benchmarks/bench_generate.py)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _pick(logits, allowed, cfg, gen) -> torch.Tensor:
     """One token per row from masked, tempered, top-k/top-p filtered logits."""
     logits = logits.masked_fill(~allowed, float("-inf"))

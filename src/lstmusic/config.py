@@ -153,7 +153,10 @@ def field_types(cls) -> dict[str, type]:
 def load_toml(path: Path, cls, section: str) -> dict:
     """The settings for `cls` in a TOML file: top-level keys, or those of its [section]
     table; an unknown key or a value of the wrong type is one clear line."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(Path(path).read_text())
