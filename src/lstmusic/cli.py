@@ -364,7 +364,8 @@ _TRAIN_HELP = {
     "patience": "validations without improvement before stopping (0: never)",
     "transpose": "random transposition, +- semitones (0: off)",
     "velocity_shift": "random velocity shift, +- bins (0: off)",
-    "init_from": "start from this run folder's weights (same tokenizer)",
+    "init_from": "start from this run folder's weights (same tokenizer); 'bundled' for the "
+                 "model that ships with lstmusic",
     "device": "auto picks CUDA when present",
     "tensorboard": "also log to RUN_DIR/tensorboard",
     "seed": "seed of sampling, initialisation and dropout",

@@ -193,6 +193,10 @@ def _check_run_dir(run_dir: Path, vocab: list[str], tokenizer: str) -> None:
 def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) -> MusicLSTM:
     """A model with another run's weights: same sizes and tokenizer; styles are matched by
     name, and new styles start at the mean of the known ones."""
+    if src == "bundled":  # the model that ships with lstmusic
+        from lstmusic.compose import bundled_run_dir
+
+        src = str(bundled_run_dir())
     src_model, src_cfg = checkpoint.load_model(Path(src))
     if src_cfg["tokenizer"]["vocab"] != vocab:
         raise UserError(f"--init-from {src}: made with another tokenizer "
