@@ -1,24 +1,25 @@
 """Grammar-constrained sampling: which token may come next, so every sample decodes cleanly.
 
 A `Grammar` is a finite-state machine over token types (`masks[node]`, `trans[node, token]`,
-both (S, V) tables built once from the vocabulary) plus a few per-sequence counters that no
-finite table can hold: the decoder's clock (REMI positions may not go back in time, and after
-a Rest the time depends on when the last note ended), bar and note counts, and for MIDI-Like
-the notes still sounding. The type orders are miditok's `_create_token_types_graph` (3.1),
-tightened to the orders its encoders actually write (checked on real files by the tests), so a
+(S, V) tables built once from the vocabulary) plus a few per-sequence counters no finite
+table can hold: the decoder's clock (a REMI Position may not go back in time, and after a
+Rest the time depends on when the last note ended), bar and note counts, and for MIDI-Like
+the notes still sounding. The type orders are miditok's `_create_token_types_graph` (3.1)
+narrowed to the orders its encoders write (the tests walk real files through it), so a
 sampled sequence decodes with nothing skipped, no note left open and no step back in time.
 
-Sampling loop, B sequences at once (all tensors live on the grammar's device, see `to`):
-
     g = Grammar.for_vocab(tok.vocab, "remi")
-    state = g.initial_state(B)                       # the state after BOS
-    logits = logits.masked_fill(~g.mask(state), -inf)  # (B, V)
-    state = g.advance(state, next_ids)               # (B,) ids
-    state.bars, state.notes                          # (B,) completed bars and notes
+    state = g.initial_state(B)                          # the state after BOS
+    logits = logits.masked_fill(~g.mask(state), -inf)   # (B, V)
+    state = g.advance(state, next_ids)                  # (B,) ids
+    state.bars, state.notes                             # (B,) bars and notes completed
 
-A sequence can stop wherever `g.mask(state)[:, EOS]` is True; after EOS only EOS is allowed,
-so finished rows can keep sampling. Not enforced: the same pitch twice at one onset, and
-the model's choice of TimeSig values inside a piece (any listed metre may start a bar).
+A row may stop where `mask(state)[:, EOS]` is True; after EOS only EOS is allowed, so finished
+rows can go on sampling. At a length limit, sample from `finish_mask` until EOS is allowed.
+Bars: REMI counts Bar tokens and Rests that run over a bar line (the decoder enters that bar
+without a Bar token); TSD, MIDI-Like and classic count bar lines crossed by the clock, each
+TimeSig starting a new bar grid where it stands. Not enforced: the same pitch twice at one
+onset (real files have it), and a TSD/MIDI-Like TimeSig on a bar line.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from lstmusic.classic import STEP
 from lstmusic.config import BOS, EOS, PAD, TOKENIZERS
 
 MID_NOTE = {"Start", "Program", "ProgramDrum", "Pitch", "PitchDrum", "NoteOn", "DrumOn", "Velocity"}
-SOUNDS = {"NoteOn", "NoteOff", "DrumOn", "DrumOff"}
-# token types whose columns mask() and finish_mask() look up
-KINDS = SOUNDS | {"Position", "TimeSig", "Rest", "TimeShift", "Program", "ProgramDrum"}
 STRICT = {"Position", "Tempo", "Program", "ProgramDrum", "Pitch", "PitchDrum", "Velocity",
           "Duration"}  # REMI nodes where a Position already stands at the current time
+FLAGS = {  # token types that `mask` and `advance` treat specially, by flag
+    "rest": {"Rest"}, "shift": {"TimeShift", "Note"}, "bar": {"Bar"}, "position": {"Position"},
+    "duration": {"Duration"}, "sig": {"TimeSig"}, "program": {"Program", "ProgramDrum"},
+    "on": {"NoteOn", "DrumOn"}, "off": {"NoteOff", "DrumOff"}, "done": {"Duration", "Note"}}
 
 
 def _graph(name: str, programs: bool) -> dict[str, set[str]]:
@@ -48,7 +50,7 @@ def _graph(name: str, programs: bool) -> dict[str, set[str]]:
     first = {"Program", "ProgramDrum"} if programs else {on}  # a Program token opens each note
     note = {"Program": {on}, "ProgramDrum": {"DrumOn" if name == "midilike" else "PitchDrum"},
             on: {"Velocity"}, "PitchDrum": {"Velocity"}, "DrumOn": {"Velocity"}, "End": set()}
-    if name == "remi":  # every Bar restates its TimeSig; Positions between notes and Rests
+    if name == "remi":  # every Bar restates its TimeSig; a Position before notes and Tempos
         return note | {
             "Start": {"Bar"}, "Bar": {"TimeSig"}, "TimeSig": {"Position", "Bar", "Rest"},
             "Position": first | {"Tempo"}, "Tempo": first | {"Position", "Bar", "Rest"},
@@ -60,19 +62,13 @@ def _graph(name: str, programs: bool) -> dict[str, set[str]]:
             "Start": {"TimeSig"}, "TimeSig": shift | {"Tempo"}, "Tempo": shift,
             "TimeShift": first | {"TimeShift", "Tempo", "TimeSig"},
             "Rest": shift | {"Tempo", "TimeSig"}, "Velocity": {"Duration"}, "Duration": shift}
-    # MIDI-Like: with programs a NoteOff follows its own Program token, as the encoder writes.
-    off = set() if programs else {"NoteOff"}
+    off = set() if programs else {"NoteOff"}  # with programs, NoteOff follows its Program
     return note | {
         "Program": {"NoteOn", "NoteOff"}, "ProgramDrum": {"DrumOn", "DrumOff"},
         "Start": {"TimeSig"}, "TimeSig": shift | off | {"Tempo"}, "Tempo": shift | off,
         "TimeShift": first | off | {"TimeShift", "Tempo", "TimeSig"},
         "Rest": shift | {"Tempo", "TimeSig"}, "Velocity": first | {"TimeShift"},
         "NoteOff": shift | off, "DrumOff": shift}
-
-
-def _type(token: str) -> str:
-    kind = token.split("_")[0]
-    return "ProgramDrum" if token == "Program_-1" else kind
 
 
 def _beats(value: str) -> Fraction:
@@ -83,23 +79,24 @@ def _beats(value: str) -> Fraction:
 
 @dataclass(frozen=True)
 class GrammarState:
-    """Per-sequence state, every field (B,). Times are integer ticks (`Grammar.tpq` per
-    quarter note), exact for every token value."""
+    """Per-sequence state, every field (B,) long. Times are integer ticks (`Grammar.tpq` per
+    quarter note, the decoder's own resolution), exact for every token value."""
 
-    node: torch.Tensor  # long: FSM node, an index into Grammar.nodes
-    now: torch.Tensor  # long: where the decoder stands
-    note_end: torch.Tensor  # long: latest note end (a REMI/TSD Rest starts from there)
-    bar_start: torch.Tensor  # long: start of the current bar
-    bar_len: torch.Tensor  # long: ticks per bar of the current time signature
-    den: torch.Tensor  # long: index of the time signature's denominator in Grammar.dens
-    bars: torch.Tensor  # long: bars completed (REMI Bar tokens, or time crossing a bar line)
-    notes: torch.Tensor  # long: notes completed
-    program: torch.Tensor  # long: current program + 1 (MIDI-Like NoteOff lookup)
-    sounding: torch.Tensor  # long: MIDI-Like notes begun and not yet released
-    # MIDI-Like only, (B, programs * 128), indexed (program + 1) * 128 + pitch; `advance`
-    # updates these two in place (they are large with programs), so an old state is stale.
-    active: torch.Tensor  # long: notes sounding per (program, pitch)
-    onset: torch.Tensor  # long: tick of the latest NoteOn per (program, pitch)
+    node: torch.Tensor  # FSM node, an index into Grammar.nodes
+    now: torch.Tensor  # where the decoder stands
+    note_end: torch.Tensor  # latest note end (a REMI/TSD Rest starts from there)
+    bar_start: torch.Tensor  # start of the current bar
+    bar_len: torch.Tensor  # ticks per bar of the current time signature
+    den: torch.Tensor  # index of the time signature's denominator in Grammar.dens
+    bars: torch.Tensor  # bars completed (REMI Bar tokens, or time crossing a bar line)
+    notes: torch.Tensor  # notes completed
+    program: torch.Tensor  # current program + 1 (MIDI-Like NoteOff lookup)
+    sounding: torch.Tensor  # MIDI-Like notes begun and not yet released
+    # MIDI-Like only: (B, programs * 128), index (program + 1) * 128 + pitch. `advance`
+    # updates these in place (large with programs): a state is stale once advanced.
+    active: torch.Tensor  # notes sounding per (program, pitch)
+    onset: torch.Tensor  # tick of the latest NoteOn per (program, pitch)
+    fresh: torch.Tensor  # how many of `active` began at `onset`
 
 
 class Grammar:
@@ -108,7 +105,8 @@ class Grammar:
     masks (S, V) bool: token types allowed after each node (before the per-state rules);
     trans (S, V) long: node after each token (an illegal forced token resyncs on its type);
     is_bar (V,) bool: REMI `Bar_None`; beats (V,) float: TimeShift/Rest/Duration length in
-    beats of the current denominator (0 elsewhere); position (V,) long: Position index or -1.
+    beats of the current denominator (classic: STEP per token, 0 elsewhere); position (V,)
+    long: REMI Position index or -1.
     """
 
     def __init__(self, vocab: list[str], name: str):
@@ -116,7 +114,9 @@ class Grammar:
         graph = _graph(name, programs)
         self.name, self.nodes = name, list(graph)
         ids = {n: i for i, n in enumerate(self.nodes)}
-        types = ["Note" if name == "classic" else _type(t) for t in vocab]
+        types = ["Note" if name == "classic" else t.split("_")[0] for t in vocab]
+        types = ["ProgramDrum" if t == "Program_-1" else k
+                 for t, k in zip(vocab, types, strict=True)]
         types[:3] = ["End", "Start", "End"]  # PAD, BOS, EOS
         node_of = torch.tensor([ids.get(t, ids["Start"]) for t in types])
         self.masks = torch.tensor([[t in graph[n] for t in types] for n in self.nodes])
@@ -124,6 +124,9 @@ class Grammar:
         self.trans = node_of.repeat(len(self.nodes), 1)
         self.trans[ids["End"]] = ids["End"]  # after EOS only EOS, so finished rows can go on
         self.strict = torch.tensor([n in STRICT for n in self.nodes])
+        self.start, self.end = ids["Start"], ids["End"]
+        self.flags = torch.tensor([[t in kinds for t in types] for kinds in FLAGS.values()])
+        self.col = dict(zip(FLAGS, self.flags, strict=True))  # (V,) bool per flag
 
         def values(prefix):
             return [t.split("_")[1] if t.startswith(prefix) else None for t in vocab]
@@ -136,28 +139,23 @@ class Grammar:
             beats = [_beats(v) if v else b for v, b in zip(values(prefix), beats, strict=True)]
         pos = [int(v) if v else -1 for v in values("Position_")]
         # REMI has positions for the longest bar: positions per beat = count / max numerator.
-        longest = max([s[0] for s in sigs if s] or [4])
-        per_beat = max(1, (max(pos) + 1) // longest)
+        per_beat = max(1, (max(pos) + 1) // max([s[0] for s in sigs if s] or [4]))
         # Ticks per quarter so that every value in every metre is a whole number of ticks.
         quarters = {b * Fraction(4, d) for b in beats for d in self.dens}
         quarters |= {Fraction(4, d * per_beat) for d in self.dens}
         self.tpq = math.lcm(*(q.denominator for q in quarters))
-        self.tpb = torch.tensor([self.tpq * 4 // d for d in self.dens])
         # ticks[d, v]: length of a time token, or a Position's offset in its bar, in metre d
-        ticks = [[int(self.tpq * 4 * (b + max(p, 0) * Fraction(1, per_beat)) / d)
-                  for b, p in zip(beats, pos, strict=True)] for d in self.dens]
-        self.ticks = torch.tensor(ticks)
+        self.ticks = torch.tensor([[int(self.tpq * 4 * (b + Fraction(max(p, 0), per_beat)) / d)
+                                    for b, p in zip(beats, pos, strict=True)] for d in self.dens])
         self.ts_den = torch.tensor([self.dens.index(s[1]) if s else 0 for s in sigs])
         self.ts_bar = torch.tensor([self.tpq * 4 * s[0] // s[1] if s else 0 for s in sigs])
-        self.pitch = torch.tensor([int(t.split("_")[1]) if k in SOUNDS else 0
-                                   for t, k in zip(vocab, types, strict=True)])
+        self.pitch = torch.tensor([int(t.split("_")[1]) if k in FLAGS["on"] | FLAGS["off"]
+                                   else 0 for t, k in zip(vocab, types, strict=True)])
         self.prog = torch.tensor([int(v) + 1 if v else 0 for v in values("Program_")])
         self.n_programs = 129 if programs else 1
         self.is_bar = torch.tensor([t == "Bar" for t in types])
         self.beats = torch.tensor([float(b) for b in beats])
         self.position = torch.tensor(pos)
-        self.node_of, self.node_id = node_of, ids
-        self.kind = {n: node_of == ids.get(n, -1) for n in KINDS}  # (V,) bool per token type
 
     @classmethod
     def for_vocab(cls, vocab: list[str], tokenizer_name: str) -> Grammar:
@@ -168,11 +166,11 @@ class Grammar:
         return cls(list(vocab), tokenizer_name)
 
     def to(self, device) -> Grammar:
-        """Move every table to `device` (states must be made after)."""
+        """Move every table to `device`; make states after."""
         for key, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(self, key, value.to(device))
-        self.kind = {n: m.to(device) for n, m in self.kind.items()}
+        self.col = dict(zip(FLAGS, self.flags, strict=True))
         return self
 
     def initial_state(self, batch: int) -> GrammarState:
@@ -182,14 +180,14 @@ class Grammar:
 
         k = 128 * self.n_programs if self.name == "midilike" else 0
         return GrammarState(
-            node=zeros() + self.node_id["Start"], now=zeros(), note_end=zeros(),
-            bar_start=zeros(), bar_len=zeros() + 4 * self.tpq, den=zeros() + self.dens.index(4),
-            bars=zeros(), notes=zeros(), program=zeros(), sounding=zeros(), active=zeros(k),
-            onset=zeros(k) - 1)
+            node=zeros() + self.start, now=zeros(), note_end=zeros(), bar_start=zeros(),
+            bar_len=zeros() + 4 * self.tpq, den=zeros() + self.dens.index(4), bars=zeros(),
+            notes=zeros(), program=zeros(), sounding=zeros(), active=zeros(k),
+            onset=zeros(k) - 1, fresh=zeros(k))
 
     def mask(self, state: GrammarState) -> torch.Tensor:
         """(B, V) bool, True where the token may come next. Never PAD or BOS."""
-        m = self.masks[state.node]
+        m, col = self.masks[state.node], self.col
         eos = m[:, EOS] & (state.notes > 0)  # a sample holds at least one note
         if self.name == "remi":
             # A Position may not go back in time, nor past the bar's end; after a Position it
@@ -197,93 +195,75 @@ class Grammar:
             rel = (state.now - state.bar_start)[:, None]
             at = self.ticks[state.den]  # (B, V)
             ok = (at > rel) | ((at == rel) & ~self.strict[state.node][:, None])
-            ok &= at < state.bar_len[:, None]
-            m = m & (ok | ~self.kind["Position"])
+            m = m & ((ok & (at < state.bar_len[:, None])) | ~col["position"])
             # The decoder changes metre at the current bar's start: only allowed there.
-            m = m & ((state.now == state.bar_start)[:, None] | ~self.kind["TimeSig"])
+            m = m & ((state.now == state.bar_start)[:, None] | ~col["sig"])
         if self.name == "midilike":
-            # NoteOff only for a note sounding in the current program, and not one begun at
-            # this very tick (it would last 0 ticks; FIFO closes the oldest first); no second
-            # NoteOn of a pitch at one tick; Rest and EOS only once everything is released.
-            act, fresh = self._sounding(state)
-            off = self.kind["NoteOff"] | self.kind["DrumOff"]
-            m = m & ((act > fresh)[:, self.pitch] | ~off)
-            on = self.kind["NoteOn"] | self.kind["DrumOn"]
-            m = m & (~fresh[:, self.pitch] | ~on)
+            # NoteOff only for a note sounding in the current program and not begun at this
+            # very tick (it would last 0 ticks; the decoder closes the oldest first); Rest
+            # and EOS only once everything is released.
+            rows = torch.arange(len(m), device=m.device)
+            act, onset, fresh = (t.view(len(m), -1, 128)[rows, state.program]
+                                 for t in (state.active, state.onset, state.fresh))  # (B, 128)
+            fresh = torch.where(onset == state.now[:, None], fresh, 0)
+            m = m & ((act > fresh)[:, self.pitch] | ~col["off"])
             silent = (state.sounding == 0)[:, None]
-            m = m & (silent | ~self.kind["Rest"])
+            m = m & (silent | ~col["rest"])
             eos &= silent[:, 0]
         m = m.clone()
-        m[:, EOS] = eos | (state.node == self.node_id["End"])
+        m[:, EOS] = eos | (state.node == self.end)
         return m
 
     def finish_mask(self, state: GrammarState) -> torch.Tensor:
-        """(B, V) bool: the part of `mask` that heads for EOS, to end a sample cleanly at a
-        length limit (EOS where allowed; MIDI-Like: release the sounding notes first)."""
+        """(B, V) bool: the part of `mask` heading for EOS, to end a sample cleanly at a length
+        limit: EOS where allowed, else (MIDI-Like) release the sounding notes first."""
         m = self.mask(state)
         done = m[:, EOS : EOS + 1]
         if self.name == "midilike":
-            # Close what can be closed now (NoteOff, or the Program of a sounding note), else
-            # let time move on so notes begun at this tick become closable.
-            onset = state.onset.view(len(m), -1, 128)
-            fresh = (onset == state.now[:, None, None]).long()
-            ready = (state.active.view(len(m), -1, 128) > fresh).any(2)  # (B, programs)
-            prog = self.kind["Program"] | self.kind["ProgramDrum"]
-            closing = m & (self.kind["NoteOff"] | self.kind["DrumOff"] | prog & ready[:, self.prog])
-            shift = m & self.kind["TimeShift"]
+            # Close what can be closed now (NoteOff, or the Program of a closable note), else
+            # let time move on so that notes begun at this tick become closable.
+            fresh = torch.where(state.onset == state.now[:, None], state.fresh, 0)
+            ready = (state.active > fresh).view(len(m), -1, 128).any(2)  # (B, programs)
+            closing = m & (self.col["off"] | self.col["program"] & ready[:, self.prog])
+            shift = m & self.col["shift"]
             m = torch.where(closing.any(1, keepdim=True), closing,
                             torch.where(shift.any(1, keepdim=True), shift, m))
         return torch.where(done, done & (torch.arange(m.shape[1], device=m.device) == EOS), m)
 
     def advance(self, state: GrammarState, tokens: torch.Tensor) -> GrammarState:
         """The state after appending `tokens` (B,) long, replaying the decoder's clock."""
-        node = self.node_of[tokens]
-
-        def kind(*names):  # (B,) bool: the token is of one of these types
-            hit = torch.zeros_like(tokens, dtype=torch.bool)
-            for n in names:
-                hit |= node == self.node_id.get(n, -1)
-            return hit
-
-        s = state
+        s, f = state, dict(zip(FLAGS, self.flags[:, tokens], strict=True))  # (B,) per flag
         val = self.ticks[s.den, tokens]
         now = s.now
         if self.name == "midilike":
-            now = torch.where(kind("Rest", "TimeShift"), now + val, now)
-        else:  # a Rest starts where the last note ended (miditok REMI/TSD decoders)
-            now = torch.where(kind("Rest"), torch.maximum(now, s.note_end) + val, now)
-            now = torch.where(kind("TimeShift", "Note"), now + val, now)
-        opens = kind("Bar") & (s.node != self.node_id["Start"])  # the first Bar opens bar 0
+            now = torch.where(f["rest"] | f["shift"], now + val, now)
+        else:  # a Rest starts where the last note ended (miditok's REMI/TSD decoders)
+            now = torch.where(f["rest"], torch.maximum(now, s.note_end) + val, now)
+            now = torch.where(f["shift"], now + val, now)
+        opens = f["bar"] & (s.node != self.start)  # the first Bar opens bar 0
         now = torch.where(opens, s.bar_start + s.bar_len, now)
-        now = torch.where(kind("Position"), s.bar_start + val, now)
-        note_end = torch.where(kind("Duration"), torch.maximum(s.note_end, now + val),
-                               s.note_end)
+        now = torch.where(f["position"], s.bar_start + val, now)
+        note_end = torch.where(f["duration"], torch.maximum(s.note_end, now + val), s.note_end)
         crossed = torch.div(now - s.bar_start, s.bar_len, rounding_mode="floor").clamp(min=0)
-        bar_start = s.bar_start + crossed * s.bar_len
-        sig = kind("TimeSig")  # a new metre starts its own bar grid here
-        bar_start = torch.where(sig, now, bar_start)
-        new = dict(node=self.trans[s.node, tokens], now=now, note_end=note_end,
-                   bar_start=bar_start, bar_len=torch.where(sig, self.ts_bar[tokens], s.bar_len),
-                   den=torch.where(sig, self.ts_den[tokens], s.den), bars=s.bars + crossed,
-                   notes=s.notes + kind("Duration", "Note"))
+        sig = f["sig"]  # a new metre starts its own bar grid here
+        new = dict(
+            node=self.trans[s.node, tokens], now=now, note_end=note_end,
+            bar_start=torch.where(sig, now, s.bar_start + crossed * s.bar_len),
+            bar_len=torch.where(sig, self.ts_bar[tokens], s.bar_len),
+            den=torch.where(sig, self.ts_den[tokens], s.den), bars=s.bars + crossed,
+            notes=s.notes + f["done"])
         if self.name == "midilike":
-            new.update(self._sound(s, tokens, kind, now))
+            new.update(self._sound(s, tokens, f, now))
         return replace(s, **new)
 
-    def _sounding(self, s: GrammarState) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 128) notes sounding in the current program, and whether one began now."""
-        rows = torch.arange(len(s.now), device=s.now.device)
-        act = s.active.view(len(rows), -1, 128)[rows, s.program]
-        onset = s.onset.view(len(rows), -1, 128)[rows, s.program]
-        return act, (onset == s.now[:, None]) & (act > 0)
-
-    def _sound(self, s: GrammarState, tokens, kind, now) -> dict:
+    def _sound(self, s: GrammarState, tokens, f, now) -> dict:
         """MIDI-Like: open and close notes per (program, pitch) as the decoder's FIFO does."""
-        program = torch.where(kind("Program", "ProgramDrum"), self.prog[tokens], s.program)
+        program = torch.where(f["program"], self.prog[tokens], s.program)
         rows, slot = torch.arange(len(now), device=now.device), program * 128 + self.pitch[tokens]
-        closes = kind("NoteOff", "DrumOff") & (s.active[rows, slot] > 0)
-        opens = kind("NoteOn", "DrumOn")
-        delta = opens.long() - closes.long()
+        closes = f["off"] & (s.active[rows, slot] > 0)
+        delta = f["on"].long() - closes.long()
         s.active.index_put_((rows, slot), delta, accumulate=True)
-        s.onset[rows, slot] = torch.where(opens, now, s.onset[rows, slot])
+        fresh = torch.where(s.onset[rows, slot] == now, s.fresh[rows, slot], 0)
+        s.fresh[rows, slot] = torch.where(f["on"], fresh + 1, s.fresh[rows, slot])
+        s.onset[rows, slot] = torch.where(f["on"], now, s.onset[rows, slot])
         return dict(program=program, sounding=s.sounding + delta, notes=s.notes + closes)
