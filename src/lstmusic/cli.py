@@ -332,6 +332,30 @@ def cmd_doctor(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args) -> int:
+    """A run's best model alone, to share or bundle: weights, config, curves and metrics,
+    without the resume state, the dataset or paths of this machine."""
+    import json
+
+    from lstmusic import atomic
+    from lstmusic.checkpoint import CONFIG, WEIGHTS, load_model
+
+    run, out = Path(args.run_dir), Path(args.output)
+    _, config = load_model(run)  # checks that the run loads before anything is written
+    data = config.get("data", {})
+    data["path"] = args.source or Path(data.get("path", "")).name
+    staged = atomic.staging_dir(out)
+    (staged / WEIGHTS).write_bytes((run / WEIGHTS).read_bytes())
+    (staged / CONFIG).write_text(json.dumps(config, indent=1) + "\n")
+    for extra in ("metrics.csv", "curves.png"):
+        if (run / extra).exists():
+            (staged / extra).write_bytes((run / extra).read_bytes())
+    atomic.publish_dir(staged, out)
+    size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    print(f"exported {run} to {out} ({size:.1f} MB)")
+    return 0
+
+
 def cmd_corpora(args) -> int:
     from lstmusic.sources import list_corpora
 
@@ -481,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("styles", help="list the styles a run can be steered to")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_styles)
+
+    p = sub.add_parser("export", help="copy a run's best model alone, to share or bundle")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="FOLDER")
+    p.add_argument("--source", help="what to record as the training data (e.g. music21:bach)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("doctor", help="check torch and the device, FluidSynth, the SoundFont, "
                                       "the music21 corpus and free disk")
