@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -85,7 +86,7 @@ class Composer:
         if cfg.seconds:
             bars = max(1, round(cfg.seconds * tempo / 60 / 4))
         t0 = time.perf_counter()
-        with _one_thread(self.device):
+        with _cpu_steps(self.device):
             if cfg.loop:
                 pieces, loops = self._loop(cfg, prime, style, bars, gen)
             else:
@@ -134,6 +135,7 @@ class Composer:
         snaps = [self._snap(b, state, logits, gs, 0) for b in range(n)]
         retries, resampled = [0] * n, [0] * n
         done = torch.zeros(n, dtype=torch.bool, device=dev)
+        explore = torch.zeros(n, dtype=torch.bool, device=dev)  # rows redoing a bar
         while not bool(done.all()):
             lengths = torch.tensor([len(r) for r in ids], device=dev)
             full = (lengths >= cfg.tokens) if cfg.tokens else (gs.bars - bars0 >= bars)
@@ -141,7 +143,7 @@ class Composer:
             going = g.mask(gs)
             going[:, EOS] = False  # no ending before the length asked for
             allowed = torch.where((full | done)[:, None], g.finish_mask(gs), going)
-            tok = _pick(logits, allowed, cfg, gen)
+            tok = _pick(logits, allowed, cfg, gen, explore)
             tok = torch.where(done, torch.full_like(tok, EOS), tok)
             before = gs.bars.clone()
             gs = g.advance(gs, tok)
@@ -164,10 +166,12 @@ class Composer:
                         and (jump > 1 or self._degenerate(ids[b], marks[b], end)):
                     retries[b] += 1
                     resampled[b] += 1
+                    explore[b] = True
                     state, logits, gs = self._restore(b, snaps[b], state, logits, gs)
                     del ids[b][snaps[b]["len"]:]
                     continue
                 retries[b] = 0
+                explore[b] = False
                 marks[b].append(end)
                 snaps[b] = self._snap(b, state, logits, gs, len(ids[b]))
         rows = []
@@ -358,27 +362,42 @@ class Composer:
 
 # ---------------------------------------------------------------- helpers
 @contextmanager
-def _one_thread(device):
-    """Sample on one CPU thread: a step is a handful of small matrix-vector products, too
-    small to share among threads, and when other work keeps the cores busy, threads that
-    wait for each other make each step several times slower (measured in
-    benchmarks/bench_generate.py)."""
+def _cpu_steps(device):
+    """Sample on one CPU thread with oneDNN off. A step is a few matrix-vector products:
+    too small to share among threads (threads waiting on each other made steps several
+    times slower whenever other work kept the cores busy), and oneDNN's LSTM re-lays-out
+    every weight matrix on each call, which at one token per call cost ~6x the step itself
+    (both measured in benchmarks/bench_generate.py)."""
     if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with warnings.catch_warnings():  # torch warns about Intel-GPU TF32 when it is set
+            warnings.simplefilter("ignore", UserWarning)
+            flags = torch.backends.mkldnn.flags(enabled=False)
+            flags.__enter__()
+        try:
+            yield
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                flags.__exit__(None, None, None)
     finally:
         torch.set_num_threads(before)
 
 
-def _pick(logits, allowed, cfg, gen) -> torch.Tensor:
-    """One token per row from masked, tempered, top-k/top-p filtered logits."""
+def _pick(logits, allowed, cfg, gen, explore=None) -> torch.Tensor:
+    """One token per row from masked, tempered, top-k/top-p filtered logits. Greedy rows take
+    the likeliest token, except rows in `explore` (a bar the guard rewound: argmax would
+    only write the same bar again)."""
     logits = logits.masked_fill(~allowed, float("-inf"))
     if cfg.greedy:
-        return logits.argmax(-1)
+        best = logits.argmax(-1)
+        if explore is None or not bool(explore.any()):
+            return best
+        return torch.where(explore, _pick(logits, allowed, replace(cfg, greedy=False), gen), best)
     logits = logits / cfg.temperature
     if cfg.top_k:
         kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), -1).values[:, -1:]
