@@ -29,14 +29,16 @@ def fixture_dataset(tmp_path):
 
 def _cfg(**kw):
     base = dict(preset="tiny", seq_len=48, batch_size=16, max_steps=200, eval_every=50,
-                warmup_steps=10, lr=5e-3, checkpoint_every=50)
+                warmup_steps=10, lr=5e-3, checkpoint_every=50, samples=0)
     return TrainConfig(**{**base, **kw})
 
 
 def test_tiny_preset_beats_the_unigram_baseline_and_writes_a_run(fixture_dataset, tmp_path):
     run = tmp_path / "run"
-    result = train(fixture_dataset, run, _cfg(), log=lambda *_: None)
+    result = train(fixture_dataset, run, _cfg(samples=2), log=lambda *_: None)
     assert result["best_val_loss"] < result["unigram_nll"] - 0.3
+    heard = json.loads((run / "samples" / "metrics.json").read_text())  # hear the progress
+    assert len(heard["samples"]) == 2 and (run / "samples" / "sample-1.mid").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["tokenizer"]["vocab"][1] == "BOS_None" and config["styles"] == ["src"]
     model, _ = checkpoint.load_model(run)
@@ -140,7 +142,7 @@ def test_two_process_ddp_trains_on_cpu_with_torchrun(fixture_dataset, tmp_path):
            "--master_port", str(29500 + os.getpid() % 1000), "-m", "lstmusic", "train",
            str(fixture_dataset), "-o", str(run), "--preset", "tiny", "--max-steps", "100",
            "--eval-every", "50", "--seq-len", "48", "--batch-size", "8", "--lr", "5e-3",
-           "--warmup-steps", "5", "--device", "cpu"]
+           "--warmup-steps", "5", "--device", "cpu", "--samples", "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]

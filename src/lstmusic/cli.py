@@ -124,6 +124,9 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(**_settings(args, TrainConfig, "train"))
     refuse_pickle(Path(args.data))
     data, run_dir = Path(args.data), Path(args.output)
+    if (data / "config.json").is_file() and (data / "model.safetensors").is_file():
+        raise UserError(f"{data} is a run folder, not music: train on its data folder, or "
+                        "start from its weights with --init-from")
     if not is_dataset(data):  # a SOURCE: prepare it into the run folder first (cached)
         prep = PrepareConfig(sources=(args.data,), out=run_dir / "data")
         prepare(prep, _Progress())
@@ -392,6 +395,7 @@ _TRAIN_HELP = {
                  "model that ships with lstmusic",
     "device": "auto picks CUDA when present",
     "tensorboard": "also log to RUN_DIR/tensorboard",
+    "samples": "pieces composed into RUN_DIR/samples at the end (0: none)",
     "seed": "seed of sampling, initialisation and dropout",
 }
 
@@ -505,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("styles", help="list the styles a run can be steered to")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_styles)
+
+    from lstmusic import cli_evaluate
+
+    cli_evaluate.register(sub)  # evaluate, compare
 
     p = sub.add_parser("export", help="copy a run's best model alone, to share or bundle")
     p.add_argument("run_dir", metavar="RUN_DIR")

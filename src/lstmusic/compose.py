@@ -274,6 +274,8 @@ class Composer:
 
     def _prime_from_file(self, path: Path, bars: int) -> list[int]:
         checkpoint.refuse_pickle(path)
+        if not path.is_file():
+            raise UserError(f"--prime {path}: no such file")
         try:
             if self.kind == "classic":
                 tokens, _ = self.tokenizer.encode_file(path)

@@ -120,6 +120,7 @@ class TrainConfig:
     init_from: str = ""  # a run folder whose weights to start from (same tokenizer)
     device: str = "auto"  # auto: CUDA when present (bf16 autocast), else the CPU
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs tensorboard)
+    samples: int = 3  # pieces composed into RUN_DIR/samples at the end, to hear progress
     seed: int = 0
 
     def __post_init__(self):
@@ -131,6 +132,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, not {getattr(self, name)}")
         for name in ("lr", "epochs", "max_minutes", "patience", "transpose", "velocity_shift",
+                     "samples",
                      "warmup_steps", "eval_tokens", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must not be negative, not {getattr(self, name)}")

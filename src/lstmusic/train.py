@@ -97,7 +97,7 @@ class _Setup:
         self.device = f"cuda:{local}" if cuda else "cpu"
         if cuda:
             torch.cuda.set_device(local)
-        else:  # all cores, shared among the processes of this machine
+        elif "OMP_NUM_THREADS" not in os.environ:  # all cores, shared by this node's processes
             per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_node))
         if self.world > 1 and not dist.is_initialized():
@@ -390,6 +390,12 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
             board.close()
     if stop:
         log(f"{stop}; step {step}")
+    if cfg.samples and setup.main and (run_dir / checkpoint.CONFIG).exists():
+        from lstmusic.evaluate import quick_samples
+
+        heard = quick_samples(run_dir, n=cfg.samples)
+        log(f"{cfg.samples} samples in {run_dir / 'samples'} (collapse rate "
+            f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
     return {"step": step, "best_val_loss": best, "unigram_nll": unigram, "rows": rows,
             "stopped": stop, "rank": setup.rank}
 

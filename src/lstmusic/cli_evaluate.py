@@ -1,0 +1,205 @@
+"""The `evaluate` and `compare` subcommands, added to lstmusic's parser by `register(sub)`.
+
+Only pathlib is imported here, so that `lstmusic --help` stays instant; each command
+imports torch, the metrics and rich when it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# The same as evaluate.DEFAULT_SAMPLES / DEFAULT_BARS (a test checks), repeated here so that
+# building the parser does not import numpy and symusic.
+DEFAULT_SAMPLES = 8
+DEFAULT_BARS = 16
+EVALUATION_JSON = "evaluation.json"  # what `evaluate` writes in the run folder, `compare` reads
+
+
+def register(sub) -> None:
+    """Add `evaluate` and `compare` to the subparsers `sub` of the lstmusic parser."""
+    p = sub.add_parser(
+        "evaluate", help="measure a run: likelihood, statistics, copying",
+        description="Score held-out music with a run, sample it (or read --samples-from) and "
+                    "compare the samples with the training music: MusPy statistics, copied "
+                    "figures, collapse. Writes RUN_DIR/evaluation.json unless --json is given.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", metavar="DATASET_OR_SOURCE",
+                   help="held-out music to score: a dataset folder made with the run's "
+                        "tokenizer, or music files (default: the run's validation files)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help="samples to generate and judge (default: %(default)s)")
+    p.add_argument("--bars", type=int, default=DEFAULT_BARS, metavar="B",
+                   help="bars per sample and per reference excerpt (default: %(default)s)")
+    p.add_argument("--samples-from", metavar="DIR",
+                   help="judge the MIDI files in DIR (e.g. another system's) instead of sampling")
+    p.add_argument("--json", metavar="OUT.json",
+                   help=f"where to write the numbers (default: RUN_DIR/{EVALUATION_JSON}; with "
+                        "--samples-from, RUN_DIR/evaluation-from-DIRNAME.json)")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write a self-contained page with piano rolls and audio")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the samples (default: %(default)s)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "compare", help="one table of the evaluations of several runs",
+        description=f"Show the numbers of several runs side by side, from each RUN_DIR/"
+                    f"{EVALUATION_JSON}; a run without one is evaluated first (and it is "
+                    "written).")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help="samples, for runs evaluated now (default: %(default)s)")
+    p.add_argument("--bars", type=int, default=DEFAULT_BARS, metavar="B",
+                   help="bars per sample, for runs evaluated now (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed, for runs evaluated now (default: %(default)s)")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_evaluate(args) -> int:
+    from lstmusic.checkpoint import refuse_pickle
+    from lstmusic.evaluate import print_skipped, run_evaluation
+
+    run_dir = Path(args.run_dir)
+    refuse_pickle(run_dir)
+    ev = run_evaluation(run_dir, args.data, args.samples, args.bars, args.samples_from,
+                        args.seed)
+    print_skipped(ev.result["skipped"])
+    print_summary(ev.result)
+    if args.json:
+        out = Path(args.json)
+    elif args.samples_from:
+        out = run_dir / f"evaluation-from-{Path(args.samples_from).resolve().name}.json"
+    else:
+        out = run_dir / EVALUATION_JSON
+    _write_json(out, ev.result, explicit=bool(args.json))
+    if args.html:
+        from lstmusic.html_report import write_html
+
+        print(f"wrote {write_html(ev, Path(args.html))}")
+    return 0
+
+
+def _write_json(path: Path, result: dict, explicit: bool) -> None:
+    import sys
+
+    from lstmusic import atomic
+    from lstmusic.errors import UserError
+
+    try:
+        atomic.write_json(path, result)
+    except OSError as exc:
+        if explicit:
+            raise UserError(f"--json {path}: cannot write ({exc.strerror or exc})") from None
+        # A read-only run folder (the bundled model): the numbers were printed anyway.
+        print(f"note: could not write {path} ({exc.strerror or exc})", file=sys.stderr)
+        return
+    print(f"wrote {path}")
+
+
+def print_summary(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    lk = r["likelihood"]
+    console.print(f"likelihood on {r['settings']['data']}: {lk['nll_per_token']:.3f} nats/token "
+                  f"(perplexity {lk['perplexity']:.2f}, accuracy {lk['accuracy']:.3f}), "
+                  f"{lk['nll_per_note']:.3f} nats/note, {lk['bits_per_second']:.1f} bits/s")
+    table = Table("statistic", "samples", "reference", "gap", "overlap")
+    for name, m in r["metrics"].items():
+        table.add_row(name, *(_fmt(m[k]) for k in ("value", "reference", "gap", "overlap")))
+    console.print(table)
+    o = r["originality"]
+    share, held = (_percent(o[k]) for k in ("copied_ngram_share", "held_out_share"))
+    console.print(f"{o['ngram_notes']}-note figures found in the training files: {share} of the "
+                  f"samples' ({held} of the held-out files'); longest shared run "
+                  f"{o['longest_copy_notes']} notes; {len(o['near_copies'])} near-copies")
+    for c in o["near_copies"][:10]:
+        console.print(f"  {c['sample']}: {c['notes']} notes of {c['training_file']} from bar "
+                      f"{c['bar']}", soft_wrap=True)
+    console.print(f"collapse rate {100 * r['collapse_rate']:.0f} % of {len(r['samples'])} "
+                  f"samples; {r['repairs']} decoding repairs; {r['timings']['total']:.1f} s")
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+# ------------------------------------------------------------------ compare
+def _rows() -> list[tuple[str, object]]:
+    """(label, getter of a result) of each row of the comparison table."""
+    from lstmusic.metrics import METRICS
+
+    lk = lambda key: lambda r: r["likelihood"][key]  # noqa: E731 - a table of getters
+    rows = [("tokenizer", lambda r: r["run"]["tokenizer"]),
+            ("parameters", lambda r: f"{r['run']['parameters']:,}"),
+            ("step", lambda r: r["run"]["step"]),
+            ("NLL per token (nats)", lk("nll_per_token")), ("perplexity", lk("perplexity")),
+            ("accuracy", lk("accuracy")), ("NLL per note (nats)", lk("nll_per_note")),
+            ("bits per second", lk("bits_per_second"))]
+    for name in METRICS:  # the table's caption says what the three numbers are
+        rows.append((name, lambda r, n=name: " / ".join(
+            _fmt(r["metrics"][n][k], 2) for k in ("value", "reference", "overlap"))))
+    return rows + [
+        ("copied 8-note figures", lambda r: r["originality"]["copied_ngram_share"]),
+        ("  same, held-out files", lambda r: r["originality"]["held_out_share"]),
+        ("longest copy (notes)", lambda r: r["originality"]["longest_copy_notes"]),
+        ("collapse rate", lambda r: r["collapse_rate"]),
+        ("decoding repairs", lambda r: r["repairs"])]
+
+
+def load_or_evaluate(run_dir: Path, samples: int, bars: int, seed: int) -> dict:
+    """The run's evaluation.json, or a fresh evaluation (then written there)."""
+    import json
+
+    from lstmusic.errors import UserError
+
+    path = run_dir / EVALUATION_JSON
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise UserError(f"{path}: damaged ({exc}); delete it to evaluate again") from None
+    from lstmusic.evaluate import evaluate_run, print_skipped
+
+    print(f"evaluating {run_dir} (no {EVALUATION_JSON} yet)")
+    result = evaluate_run(run_dir, samples=samples, bars=bars, seed=seed)
+    print_skipped(result["skipped"])
+    _write_json(path, result, explicit=False)
+    return result
+
+
+def cmd_compare(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lstmusic.checkpoint import refuse_pickle
+    from lstmusic.errors import UserError
+
+    runs = [Path(r) for r in args.runs]
+    for r in runs:  # every name checked before any run is evaluated
+        refuse_pickle(r)
+        if not (r / "config.json").is_file():
+            raise UserError(f"{r}: not a run folder (no config.json)")
+    results = [load_or_evaluate(r, args.samples, args.bars, args.seed) for r in runs]
+    table = Table("", *(str(r) for r in runs),
+                  caption="statistics: samples / reference / overlap of the distributions")
+    for label, get in _rows():
+        table.add_row(label, *(_cell(get, res) for res in results))
+    Console(highlight=False).print(table)
+    return 0
+
+
+def _cell(get, result: dict) -> str:
+    try:
+        value = get(result)
+    except (KeyError, TypeError):  # an evaluation.json from an older lstmusic
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)

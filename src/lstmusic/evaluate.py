@@ -1,0 +1,439 @@
+"""Evaluating a run: how well it predicts held-out music, how its samples compare with the
+music it learned from, how much they copy, and how often they collapse.
+
+- Likelihood: whole held-out files (BOS ... EOS) tokenized with the run's tokenizer, scored
+  in windows of WINDOW tokens that carry the LSTM state forward, so every token is predicted
+  from the whole piece before it, as in generation (train.evaluate instead scores fixed
+  windows from a fresh state, which is cheaper but pessimistic at each window's start).
+  Besides per-token figures, the total NLL per note and in bits per second of music are
+  independent of the tokenization, so runs with different tokenizers compare fairly.
+- Statistics (metrics.METRICS) of the samples against excerpts of the same length cut from
+  the run's training and held-out files, decoded from their tokens: the same quantization
+  the model saw, and per-piece values that do not depend on a piece's length.
+- Originality and collapse: see metrics.CopyIndex and metrics.collapse.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstmusic import metrics
+from lstmusic.errors import BadFile, UserError
+
+DEFAULT_SAMPLES = 8
+DEFAULT_BARS = 16
+WINDOW = 512  # tokens per forward pass while scoring; the state carries across windows
+FILES_PER_BATCH = 8  # held-out files scored side by side
+MAX_REFERENCE = 200  # reference excerpts measured at most (evenly spread over the corpus)
+NEAR_COPY_NOTES = 16  # a run shared with a training file this long is listed as a near-copy
+MAX_DRAWN_BARS = 16  # bars of a sample, and of its nearest training excerpt, on the page
+
+
+@dataclass
+class Evaluation:
+    """The JSON-able result, plus the scores the HTML page draws."""
+
+    result: dict
+    run_dir: Path
+    samples: list = field(default_factory=list)  # symusic scores, in result["samples"] order
+    excerpts: list = field(default_factory=list)  # nearest training excerpt of each, or None
+
+
+def evaluate_run(run_dir, data=None, samples: int = DEFAULT_SAMPLES, bars: int = DEFAULT_BARS,
+                 samples_from=None, seed: int = 0) -> dict:
+    """Evaluate a run folder; returns the dict that `lstmusic evaluate --json` writes.
+
+    data: a dataset folder (its validation files, or all of them if it has none) or a SOURCE
+    of music files, to score the likelihood on (default: the run's validation files).
+    samples_from: a folder of MIDI files to judge instead of sampling the run.
+    """
+    return run_evaluation(run_dir, data, samples, bars, samples_from, seed).result
+
+
+def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
+                   bars: int = DEFAULT_BARS, samples_from=None, seed: int = 0) -> Evaluation:
+    """`evaluate_run`, keeping the scores for the HTML page."""
+    from lstmusic.compose import Composer
+
+    if samples < 1 or bars < 1:
+        raise UserError(f"--samples and --bars must be at least 1, not {samples} and {bars}")
+    t0, timings, skipped = time.perf_counter(), {}, []
+    run_dir = Path(run_dir)
+    composer = Composer.load(run_dir)
+    ds = run_dataset(run_dir, composer.config)
+    if samples_from:  # read first: a bad folder is reported before any long work
+        names, scores, reports = read_samples(Path(samples_from), composer, skipped)
+    held = held_out(composer, ds, data, skipped)
+    timings["reading"] = _lap(t0, timings)
+    likelihood = score_likelihood(composer.model, held)
+    timings["likelihood"] = _lap(t0, timings)
+    if not samples_from:
+        names, scores, reports = generate_samples(composer, samples, bars, seed)
+    timings["samples"] = _lap(t0, timings)
+    corpus = Corpus.of(composer.tokenizer, ds, bars)
+    timings["reference"] = _lap(t0, timings)
+    rows, excerpts, originality = judge_samples(names, scores, reports, corpus, bars)
+    timings["originality"] = _lap(t0, timings)
+    result = {
+        "likelihood": likelihood,
+        "metrics": metrics.compare_stats([r["metrics"] for r in rows], corpus.stats),
+        "originality": originality,
+        "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
+        "repairs": sum(r["repairs"] for r in rows),
+        "samples": rows,
+        "run": run_info(run_dir, composer),
+        "settings": {"data": held["description"], "samples": len(rows), "bars": bars,
+                     "samples_from": str(samples_from) if samples_from else None, "seed": seed,
+                     "reference_excerpts": len(corpus.stats),
+                     "reference_files": len(corpus.train) + len(corpus.validation),
+                     "generate": _generate_settings(),
+                     "likelihood_method": f"whole files from BOS, state carried over "
+                                          f"{WINDOW}-token windows"},
+        "skipped": skipped,
+        "timings": {**timings, "total": round(time.perf_counter() - t0, 2)},
+    }
+    return Evaluation(_json_safe(result), run_dir, scores, excerpts)
+
+
+def _lap(t0: float, timings: dict) -> float:
+    return max(0.0, round(time.perf_counter() - t0 - sum(timings.values()), 2))
+
+
+# ------------------------------------------------------------------ data
+def run_dataset(run_dir: Path, config: dict):
+    """The dataset the run was trained on (config data.path, else RUN_DIR/data)."""
+    from lstmusic.dataset import Dataset, is_dataset
+
+    recorded = config.get("data", {}).get("path") or ""
+    for candidate in ([Path(recorded)] if recorded else []) + [run_dir / "data"]:
+        if is_dataset(candidate):
+            ds = Dataset.open(candidate)
+            check_tokenizer(config, ds, str(candidate))
+            return ds
+    raise UserError(f"{run_dir}: its training data {recorded or '(none recorded)'} is not "
+                    "here; it is needed for the reference statistics and the copy check")
+
+
+def check_tokenizer(config: dict, ds, where: str) -> None:
+    run_tok, data_tok = config["tokenizer"], ds.tokenizer_dict
+    if run_tok.get("vocab") != data_tok.get("vocab"):
+        raise UserError(f"{where}: tokenized with {data_tok.get('name', '?')} "
+                        f"({len(data_tok.get('vocab', []))} tokens), but the run uses "
+                        f"{run_tok.get('name', '?')} ({len(run_tok.get('vocab', []))} tokens); "
+                        "prepare it with the run's --tokenizer, or pass a folder of MIDI files")
+
+
+def held_out(composer, run_ds, data, skipped: list) -> dict:
+    """The files to score: {files: [(BOS + ids + EOS, style)], notes, seconds, description}."""
+    from lstmusic.dataset import Dataset, is_dataset
+
+    if data is None or is_dataset(Path(data)):
+        ds = run_ds if data is None else Dataset.open(Path(data))
+        if data is not None:
+            check_tokenizer(composer.config, ds, str(data))
+        entries = ds.split("validation") or ([] if data is None else ds.manifest["files"])
+        if not entries:
+            raise UserError(f"{ds.root}: no validation files to score; pass --data")
+        files = [(np.asarray(ds.file_ids(e), np.int64), _style(composer, e["style"]))
+                 for e in entries]
+        figures = entries
+        description = f"{ds.root} ({'validation' if ds.split('validation') else 'all'} files)"
+    else:
+        files, figures = tokenize_source(composer, str(data), skipped)
+        description = str(data)
+    return {"files": [(_framed(ids), style) for ids, style in files],
+            "notes": sum(f["notes"] for f in figures),
+            "seconds": sum(f["seconds"] for f in figures), "description": description}
+
+
+def tokenize_source(composer, source: str, skipped: list) -> tuple[list, list]:
+    """Token ids (with the run's tokenizer) and figures of each readable file of a SOURCE."""
+    from lstmusic.sources import resolve_all
+
+    files, figures = [], []
+    paths = resolve_all([source])
+    for f in paths:
+        try:
+            tokens, fig = composer.tokenizer.encode_file(f.path)
+            ids = composer.tokenizer.ids(tokens) if composer.kind == "classic" else tokens
+        except BadFile as exc:
+            skipped.append({"path": str(f.path), "reason": str(exc)})
+            continue
+        except KeyError as exc:  # a classic token this run's vocabulary lacks
+            skipped.append({"path": str(f.path), "reason": f"token {exc} not in the run's "
+                                                            "vocabulary"})
+            continue
+        files.append((np.asarray(ids, np.int64), _style(composer, f.style)))
+        figures.append(fig)
+    if not files:
+        raise UserError(f"--data {source}: no readable music files "
+                        f"({len(paths)} found, {len(skipped)} skipped)")
+    return files, figures
+
+
+def _style(composer, name: str) -> int:
+    return composer.styles.index(name) if name in composer.styles else 0
+
+
+def _framed(ids: np.ndarray) -> np.ndarray:
+    from lstmusic.config import BOS, EOS
+
+    return np.concatenate([[BOS], ids, [EOS]]).astype(np.int64)
+
+
+def decode_entries(tokenizer, ds, entries: list[dict]) -> list[tuple[str, object]]:
+    """(name, score decoded from its tokens) of each entry: the music as the model saw it."""
+    return [(e["path"], tokenizer.decode(np.asarray(ds.file_ids(e)))[0]) for e in entries]
+
+
+def reference_excerpts(scores: list, bars: int) -> list:
+    """Excerpts of `bars` bars (whole files when shorter), at most MAX_REFERENCE of them,
+    spread evenly over the files."""
+    places = []
+    for i, s in enumerate(scores):
+        whole = metrics.bar_at(s, max(int(s.end()) - 1, 0)) // bars
+        places += [(i, 1 + k * bars) for k in range(max(whole, 1))]
+    if len(places) > MAX_REFERENCE:
+        keep = np.linspace(0, len(places) - 1, MAX_REFERENCE).round().astype(int)
+        places = [places[k] for k in keep]
+    return [metrics.excerpt(scores[i], bar, bars) for i, bar in places]
+
+
+@dataclass
+class Corpus:
+    """The run's training and held-out music as the model saw it (decoded from its tokens),
+    the statistics of its excerpts, and the index of the training files' figures."""
+
+    train: list  # [(name, score)]
+    validation: list  # [(name, score)]
+    stats: list  # metrics.piece_stats of each reference excerpt
+    figures: metrics.CopyIndex  # NGRAM-note figures of the training files
+
+    @classmethod
+    def of(cls, tokenizer, ds, bars: int) -> Corpus:
+        train = decode_entries(tokenizer, ds, ds.split("train"))
+        validation = decode_entries(tokenizer, ds, ds.split("validation"))
+        excerpts = reference_excerpts([s for _, s in train + validation], bars)
+        figures = metrics.CopyIndex([s for _, s in train], [n for n, _ in train], metrics.NGRAM)
+        return cls(train, validation, [metrics.piece_stats(e) for e in excerpts], figures)
+
+    def held_out_share(self) -> float | None:
+        """The copied share of the held-out files, which the model never saw: what chance
+        and the idiom alone give."""
+        shared = np.array([self.figures.shared(s) for _, s in self.validation])
+        total, found = shared.reshape(-1, 2).sum(0)
+        return found / total if total else None
+
+
+# ------------------------------------------------------------------ likelihood
+def score_likelihood(model, held: dict) -> dict:
+    """NLL per token (nats), perplexity, top-1 accuracy, NLL per note and bits per second."""
+    import torch
+
+    device = next(model.parameters()).device
+    nll = correct = count = 0.0
+    files = sorted(held["files"], key=lambda f: len(f[0]), reverse=True)  # little padding
+    with torch.no_grad():
+        for i in range(0, len(files), FILES_PER_BATCH):
+            n, c, k = _score_batch(model, files[i:i + FILES_PER_BATCH], device)
+            nll, correct, count = nll + n, correct + c, count + k
+    mean = nll / max(count, 1)
+    return {"nll_per_token": mean, "perplexity": math.exp(min(mean, 50)),
+            "accuracy": correct / max(count, 1),
+            "nll_per_note": nll / max(held["notes"], 1),
+            "bits_per_second": nll / math.log(2) / max(held["seconds"], 1e-9),
+            "tokens": int(count), "notes": int(held["notes"]),
+            "seconds": round(held["seconds"], 2), "files": len(files)}
+
+
+def _score_batch(model, files, device) -> tuple[float, float, float]:
+    import torch
+    import torch.nn.functional as F
+
+    from lstmusic.config import PAD
+
+    ids = torch.full((len(files), max(len(f) for f, _ in files)), PAD, dtype=torch.long)
+    for b, (f, _) in enumerate(files):
+        ids[b, :len(f)] = torch.from_numpy(f)
+    ids, style = ids.to(device), torch.tensor([s for _, s in files], device=device)
+    state, nll, correct, count = None, 0.0, 0.0, 0.0
+    for start in range(0, ids.shape[1] - 1, WINDOW):
+        x = ids[:, start:start + WINDOW + 1]
+        logits, state = model(x[:, :-1], style, state)  # (B, T, V); state goes on
+        logits, target = logits.float(), x[:, 1:]
+        mask = target != PAD  # after a file's EOS: padding, never scored
+        lp = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        nll += float(lp[mask].sum())
+        correct += float((logits.argmax(-1) == target)[mask].sum())
+        count += float(mask.sum())
+    return nll, correct, count
+
+
+# ------------------------------------------------------------------ samples
+def generate_samples(composer, n: int, bars: int, seed: int) -> tuple[list, list, list]:
+    """(names, scores, piece reports) of n samples of `bars` bars, one batch."""
+    pieces, _ = composer.generate(n=n, bars=bars, seed=seed)
+    return ([f"sample-{i}" for i in range(1, n + 1)], [p.score for p in pieces],
+            [{**p.report, "planned_bars": bars} for p in pieces])
+
+
+def read_samples(folder: Path, composer, skipped: list) -> tuple[list, list, list]:
+    """(names, scores, reports) of the readable music files in `folder`; the unreadable
+    ones are added to `skipped`.
+
+    Each file goes through the run's tokenizer and back, so that it is measured on the same
+    grid as the reference music (decoded from tokens too): another system's unquantized
+    timing would otherwise hide copies and shift the rhythm statistics. The classic
+    tokenizer keeps one part with fixed note lengths, so its runs read the files as they are.
+    """
+    from lstmusic.sources import SUFFIXES
+
+    if not folder.is_dir():
+        raise UserError(f"--samples-from {folder}: no such folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not paths:
+        raise UserError(f"--samples-from {folder}: no MIDI files in it")
+    names, scores = [], []
+    for p in paths:
+        try:
+            scores.append(_read_sample(p, composer))
+        except (BadFile, OSError) as exc:
+            skipped.append({"path": str(p), "reason": str(exc)})
+            continue
+        names.append(p.relative_to(folder).as_posix())
+    if not scores:
+        raise UserError(f"--samples-from {folder}: none of its {len(paths)} files is readable")
+    return names, scores, [{"repairs": 0, "resampled_bars": 0} for _ in scores]
+
+
+def _read_sample(path: Path, composer):
+    from lstmusic import midi_io
+
+    settings = composer.config["tokenizer"].get("settings", {})
+    score = midi_io.load(path, settings.get("keep_programs", False),
+                         settings.get("keep_drums", False))
+    if composer.kind == "classic":
+        return score
+    ids = composer.tokenizer.encode(score)
+    if not len(ids):
+        raise BadFile("no notes inside the tokenizer's pitch range (21-108)")
+    return composer.tokenizer.decode(ids)[0]
+
+
+def judge_samples(names, scores, reports, corpus: Corpus, bars: int) -> tuple[list, list, dict]:
+    """Per-sample rows, each sample's nearest training excerpt, and the originality summary."""
+    figures = corpus.figures
+    runs = metrics.CopyIndex(figures.scores, figures.names, metrics.NEAR_NGRAM)
+    rows, excerpts, near = [], [], []
+    total = found = 0
+    for name, score, report in zip(names, scores, reports, strict=True):
+        planned = report.get("planned_bars", 0) * metrics.bar_ticks(score)
+        n, k = figures.shared(score)
+        total, found = total + n, found + k
+        row = {"name": name, **metrics.collapse(score, planned),
+               "repairs": int(report.get("repairs", 0)),
+               "resampled_bars": int(report.get("resampled_bars", 0)),
+               "copied_ngram_share": k / n if n else None, "longest_copy": None,
+               "metrics": metrics.piece_stats(score)}
+        copy, excerpt = runs.longest(score), None
+        if copy is not None:
+            row["longest_copy"] = {"training_file": runs.names[copy.file], "bar": copy.bar,
+                                   "notes": copy.notes, "sample_bar": copy.sample_bar}
+            excerpt = metrics.excerpt(runs.scores[copy.file], copy.bar,
+                                      min(bars, MAX_DRAWN_BARS))
+            if copy.notes >= NEAR_COPY_NOTES:
+                near.append({"sample": name, "training_file": runs.names[copy.file],
+                             "bar": copy.bar, "notes": copy.notes})
+        rows.append(row)
+        excerpts.append(excerpt)
+    longest = max((r["longest_copy"]["notes"] for r in rows if r["longest_copy"]), default=0)
+    return rows, excerpts, {
+        "copied_ngram_share": found / total if total else None,
+        "longest_copy_notes": longest,
+        "near_copies": sorted(near, key=lambda c: -c["notes"]),
+        "held_out_share": corpus.held_out_share(),
+        "ngram_notes": metrics.NGRAM, "near_copy_notes": NEAR_COPY_NOTES}
+
+
+def _generate_settings() -> dict:
+    from lstmusic.config import GenerateConfig
+
+    g = GenerateConfig()
+    return {"temperature": g.temperature, "top_k": g.top_k, "top_p": g.top_p, "guard": g.guard}
+
+
+def run_info(run_dir: Path, composer) -> dict:
+    config = composer.config
+    row = config.get("metrics", {})
+    return {"path": str(run_dir), "tokenizer": composer.kind, "vocab_size": len(composer.vocab),
+            "parameters": composer.model.n_params(), "step": config.get("step"),
+            "val_loss": row.get("val_loss"), "preset": config.get("train", {}).get("preset"),
+            "unigram_nll": config.get("baseline", {}).get("unigram_nll")}
+
+
+def _json_safe(obj):
+    """NaN and infinities as null; numpy scalars as Python numbers (JSON has neither)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+# ------------------------------------------------------------------ after training
+def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
+    """A few samples of a run with their statistics, written to RUN_DIR/samples/
+    (sample-1.mid, sample-1.png, ..., metrics.json, replaced as a whole); returns the
+    metrics. Needs no dataset: meant for the end of `train` (seconds for a small model)."""
+    from lstmusic import atomic
+    from lstmusic.compose import Composer
+    from lstmusic.render import plot_piano_roll
+
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    composer = Composer.load(run_dir)
+    names, scores, reports = generate_samples(composer, n, bars, seed)
+    rows = []
+    staged = atomic.staging_dir(run_dir / "samples")
+    try:
+        for name, score, report in zip(names, scores, reports, strict=True):
+            score.dump_midi(str(staged / f"{name}.mid"))
+            plot_piano_roll(score, staged / f"{name}.png", f"{run_dir.name}: {name}")
+            rows.append({"name": name, "midi": f"{name}.mid",
+                         **metrics.collapse(score, bars * metrics.bar_ticks(score)),
+                         "repairs": int(report["repairs"]),
+                         "resampled_bars": int(report["resampled_bars"]),
+                         "metrics": metrics.piece_stats(score)})
+        means = {m: _mean([r["metrics"][m] for r in rows]) for m in metrics.METRICS}
+        result = _json_safe({"samples": rows, "metrics": means, "bars": bars, "seed": seed,
+                             "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
+                             "repairs": sum(r["repairs"] for r in rows),
+                             "seconds": round(time.perf_counter() - t0, 2)})
+        atomic.write_json(staged / "metrics.json", result)
+        atomic.publish_dir(staged, run_dir / "samples")
+    finally:
+        if staged.exists():
+            import shutil
+
+            shutil.rmtree(staged, ignore_errors=True)
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(values) / len(values) if values else None
+
+
+def print_skipped(skipped: list[dict]) -> None:
+    for s in skipped:
+        print(f"skip {s['path']}: {s['reason']}", file=sys.stderr)
