@@ -342,3 +342,12 @@ def test_quick_samples_writes_midi_pictures_and_metrics(run, tmp_path):
     assert json.loads((work / "samples" / "metrics.json").read_text()) == result
     assert set(result["metrics"]) == set(metrics.METRICS) and len(result["samples"]) == 2
     assert symusic.Score(str(work / "samples" / "sample-1.mid")).note_num() > 0
+
+
+def test_a_metre_change_is_not_taken_for_silence():
+    # Two bars of 4/4, then two of 3/4, every beat sounding: 14 beats in 4 bars.
+    notes = [(60 + i % 5, 80, i * 480, (i + 1) * 480) for i in range(14)]
+    score = make_score([(0, False, notes)], time_signatures=((0, 4, 4), (2 * 1920, 3, 4)))
+    end = metrics.bar_start(score, 4 + 1)
+    assert end == 14 * 480
+    assert metrics.collapse(score, end)["longest_silence_bars"] == 0

@@ -30,6 +30,7 @@ from lstmusic.tokenizer import tokenizer_from_dict
 MAX_SAME_PITCH = 8  # a longer run of one pitch is collapse (the original's failure)
 MAX_SAME_BARS = 4  # more identical bars in a row than this is a stuck loop
 MAX_RETRIES = 8  # resamples of one bar before it is kept anyway
+MAX_SILENT_BARS = 2  # this long without a sounding note is a piece that stopped
 CLASSIC_BAR = 8  # classic tokens per 4/4 bar: one token every half beat
 
 
@@ -162,8 +163,11 @@ class Composer:
                 # The bar just completed ends before a REMI Bar token (which opens the next).
                 end = len(ids[b]) - (t == self.bar_id)
                 jump = int(gs.bars[b] - before[b])  # > 1: a rest over a whole bar
-                if cfg.guard and retries[b] < MAX_RETRIES \
-                        and (jump > 1 or self._degenerate(ids[b], marks[b], end)):
+                # Silence by the clock: held notes are not silence, a rest across bars is.
+                silent = int(gs.sounding[b]) == 0 and bool(ids[b]) and \
+                    int(gs.bar_start[b] - gs.note_end[b]) >= MAX_SILENT_BARS * int(gs.bar_len[b])
+                if cfg.guard and retries[b] < MAX_RETRIES and (
+                        jump > 1 or silent or self._degenerate(ids[b], marks[b], end)):
                     retries[b] += 1
                     resampled[b] += 1
                     explore[b] = True

@@ -333,7 +333,8 @@ def judge_samples(names, scores, reports, corpus: Corpus, bars: int) -> tuple[li
     rows, excerpts, near = [], [], []
     total = found = 0
     for name, score, report in zip(names, scores, reports, strict=True):
-        planned = report.get("planned_bars", 0) * metrics.bar_ticks(score)
+        # Where the asked-for bars end, following the piece's own metre changes.
+        planned = metrics.bar_start(score, report.get("planned_bars", 0) + 1)
         n, k = figures.shared(score)
         total, found = total + n, found + k
         row = {"name": name, **metrics.collapse(score, planned),
@@ -410,7 +411,7 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
             score.dump_midi(str(staged / f"{name}.mid"))
             plot_piano_roll(score, staged / f"{name}.png", f"{run_dir.name}: {name}")
             rows.append({"name": name, "midi": f"{name}.mid",
-                         **metrics.collapse(score, bars * metrics.bar_ticks(score)),
+                         **metrics.collapse(score, metrics.bar_start(score, bars + 1)),
                          "repairs": int(report["repairs"]),
                          "resampled_bars": int(report["resampled_bars"]),
                          "metrics": metrics.piece_stats(score)})
