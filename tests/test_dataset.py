@@ -88,6 +88,11 @@ def test_split_is_by_file_deterministic_and_seeded(tmp_path):
     every = prepare(PrepareConfig((str(src),), tmp_path / "d", val_every=10, workers=1))
     assert {f["path"] for f in every["files"] if f["split"] == "validation"} == {
         "many/09.mid", "many/19.mid"}
+    # Skipped files still count, as in the baselines' rule over all names.
+    (src / "05b.mid").write_bytes(b"not midi")
+    every = prepare(PrepareConfig((str(src),), tmp_path / "e", val_every=10, workers=1))
+    assert {f["path"] for f in every["files"] if f["split"] == "validation"} == {
+        "many/08.mid", "many/18.mid"}
 
 
 def test_a_rerun_is_served_from_the_cache(tmp_path):

@@ -202,11 +202,14 @@ def _collect(todo, outputs, cache, progress) -> None:
 
 
 # ------------------------------------------------------------------ the dataset folder
-def split_names(names: list[str], cfg: PrepareConfig) -> set[str]:
-    """The names held out for validation: file-level, deterministic for a seed."""
+def split_names(names: list[str], cfg: PrepareConfig, every_of: list[str] = ()) -> set[str]:
+    """The names held out for validation: file-level, deterministic for a seed. With
+    `val_every`, every K-th of `every_of` (all files found, skipped ones included, as the
+    baselines count them) by sorted name."""
     ordered = sorted(names)
     if cfg.val_every:
-        return set(ordered[cfg.val_every - 1 :: cfg.val_every])
+        counted = sorted(set(every_of) | set(names))
+        return set(counted[cfg.val_every - 1 :: cfg.val_every]) & set(names)
     if len(ordered) < 2 or cfg.val_fraction == 0:
         return set()
     n_val = min(len(ordered) - 1, max(1, round(cfg.val_fraction * len(ordered))))
@@ -295,7 +298,8 @@ def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
         arrays = [np.asarray(r.tokens) for r in good]
     vocab_size = len(tokenizer.vocab)
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
-    held_out = split_names([r.source.name for r in good], cfg)
+    held_out = split_names([r.source.name for r in good], cfg,
+                           [r.source.name for r in results])
 
     entries, offset = [], 0
     for r, ids in zip(good, arrays, strict=True):
