@@ -151,3 +151,14 @@ def test_two_process_ddp_trains_on_cpu_with_torchrun(fixture_dataset, tmp_path):
     assert saved["metrics"]["val_loss"] < saved["baseline"]["unigram_nll"]
     assert len(json.loads((run / "last" / "state.json").read_text())["rng"]) == 2
     assert done.stdout.count("best validation loss") == 1  # one voice: process 0
+
+
+def test_the_learning_rate_warms_up_then_follows_steps_or_time():
+    from lstmusic.train import learning_rate
+
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=1000)
+    assert learning_rate(cfg, 4) == 0.5
+    assert learning_rate(cfg, 10) == 1.0 and abs(learning_rate(cfg, 1000) - 0.1) < 1e-9
+    # Half the steps but the whole time budget: the rate is already at its floor.
+    assert abs(learning_rate(cfg, 500, time_used=1.0) - 0.1) < 1e-9
+    assert learning_rate(cfg, 500, time_used=0.2) == learning_rate(cfg, 500)

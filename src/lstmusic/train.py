@@ -69,13 +69,16 @@ def evaluate(model, batches, device, autocast=None) -> dict:
             "val_accuracy": correct / max(count, 1)}
 
 
-def schedule(cfg: TrainConfig):
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
+def learning_rate(cfg: TrainConfig, step: int, time_used: float = 0.0) -> float:
+    """Linear warm-up, then a cosine down to a tenth of `lr`. With a time budget the cosine
+    follows whichever runs out first, steps or time (`time_used`, 0..1), so a run cut by
+    `--max-minutes` still ends on a low learning rate; warm-up is at most a tenth of the
+    steps and ends early if it would eat more than 5 % of the time."""
+    warm = min(cfg.warmup_steps, cfg.max_steps // 10)
+    if step < warm and time_used < 0.05:
+        return cfg.lr * (step + 1) / warm
+    progress = max((step - warm) / max(1, cfg.max_steps - warm), time_used)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 # ---------------------------------------------------------------- devices and processes
@@ -299,7 +302,6 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if setup.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(cfg))
     sampler = WindowSampler(
         train_files, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
         shifts=shift_tables(vocab, cfg.transpose) if cfg.transpose else None,
@@ -323,7 +325,6 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
         state = _load_last(run_dir, trained, opt, sampler, setup)
         step, best, bad_evals = state["step"], state["best_val"], state["bad_evals"]
         rows = state.get("rows", [])
-        sched.load_state_dict(state["scheduler"])
     if not setup.main:
         log = lambda *_: None  # noqa: E731 - one voice under torchrun
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -343,16 +344,20 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
             with setup.autocast or _no_autocast():
                 loss = loss_of(model, ids, style)
             elapsed = time.perf_counter() - t0
-            out_of_time = bool(cfg.max_minutes and elapsed > cfg.max_minutes * 60)
-            mean_loss, out_of_time = setup.all_mean([float(loss.detach()), float(out_of_time)])
+            used = elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+            # One value for all processes, so that they agree on the rate and on stopping.
+            mean_loss, used = setup.all_mean([float(loss.detach()), used])
+            out_of_time = used >= 1.0
             if not math.isfinite(mean_loss):
                 raise UserError(f"the loss became {mean_loss} at step {step}; the last good "
                                 f"checkpoint is kept in {run_dir} (lower --lr)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            lr = learning_rate(cfg, step, used)
+            for group in opt.param_groups:
+                group["lr"] = lr
             opt.step()
-            sched.step()
             step += 1
             tokens_seen += int((ids[:, 1:] != PAD).sum()) * setup.world
             tps = tokens_seen / max(time.perf_counter() - t_start, 1e-9)
@@ -361,7 +366,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
                 metrics = setup.from_main(
                     evaluate(trained, val, setup.device, setup.autocast) if setup.main else None)
                 row = {"step": step, "seconds": round(time.perf_counter() - t0, 2),
-                       "train_loss": mean_loss, **metrics, "lr": sched.get_last_lr()[0],
+                       "train_loss": mean_loss, **metrics, "lr": lr,
                        "tokens_per_s": round(tps, 1)}
                 rows.append(row)
                 log(f"step {step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
@@ -382,8 +387,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
                 stop = f"time budget of {cfg.max_minutes:g} min reached"
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop:
                 _save_last(run_dir, trained, opt, step, sampler,
-                           {"best_val": best, "bad_evals": bad_evals, "rows": rows,
-                            "scheduler": sched.state_dict()}, setup)
+                           {"best_val": best, "bad_evals": bad_evals, "rows": rows}, setup)
     finally:
         bar.close()
         if board:
