@@ -533,7 +533,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and argv is None:
+            # Under torchrun, leave without the interpreter's teardown: Gloo's worker threads
+            # can still hold Python objects then and abort the process after all work is
+            # saved (a known PyTorch race, pytorch/pytorch#179291).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        return status
     except UserError as exc:
         print(f"lstmusic {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -133,8 +133,10 @@ class _Setup:
         dist.all_gather_object(out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, together: bool) -> None:
         if self.world > 1 and dist.is_initialized():
+            if together:  # leave together: tearing gloo down while a peer still talks to
+                dist.barrier()  # it aborts ("terminate called without an active exception")
             dist.destroy_process_group()
 
 
@@ -270,13 +272,17 @@ def train(data: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
     """Train on a prepared dataset folder; returns the final metrics."""
     setup = _Setup(cfg.device)
     try:
-        return _train(Path(data), Path(run_dir), cfg, resume, log, progress, setup)
+        result = _train(Path(data), Path(run_dir), cfg, resume, log, progress, setup)
     except torch.cuda.OutOfMemoryError:
+        setup.close(together=False)
         raise UserError(f"the GPU ran out of memory at --batch-size {cfg.batch_size} "
                         f"--seq-len {cfg.seq_len} with preset {cfg.preset}; lower "
                         "--batch-size (or --seq-len), or use a smaller --preset") from None
-    finally:
-        setup.close()
+    except BaseException:
+        setup.close(together=False)
+        raise
+    setup.close(together=True)
+    return result
 
 
 def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
