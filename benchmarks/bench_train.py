@@ -26,16 +26,17 @@ with a note, when .refv is missing). A full run takes about 2 x budget + 8 minut
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import keras_events, load1, read_metrics, run_logged, say  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -49,26 +50,10 @@ EOS = 2
 
 
 # ---------------------------------------------------------------- helpers
-def say(msg: str = "") -> None:
-    print(msg, flush=True)
 
 
-def load1() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
-def run_logged(cmd: list[str], env: dict, tag: str, cwd: Path | None = None):
-    """Run a command, echoing its output to stderr as it comes; (rc, seconds, lines)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines = []
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        print(f"  [{tag}] {line}", file=sys.stderr, flush=True)
-    rc = proc.wait()
-    return rc, time.perf_counter() - t0, lines
 
 
 def summary_of(lines: list[str]) -> dict | None:
@@ -78,10 +63,6 @@ def summary_of(lines: list[str]) -> dict | None:
     return None
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="") as fh:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
-                for row in csv.DictReader(fh)]
 
 
 def flops_per_token(embed: int, hidden: int, layers: int, vocab: int) -> float:
@@ -478,17 +459,7 @@ def run(args, q, budget_min, keras_batches, cli_steps, direct_steps, batch_sizes
              ref_glob, *cache, "--prefix", str(prefix), "--val-every", str(VAL_EVERY),
              "--chunk-batches", "1" if q else "5", "--val-windows", "64" if q else "320",
              "--budget-min", str(budget_min + extra)], env, "learn-keras", cwd=work)
-        evals = []
-        for line in lines:
-            if line.startswith("{"):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("event") == "setup":
-                    ref_setup = rec
-                elif rec.get("event") == "eval":
-                    evals.append(rec)
+        ref_setup, evals = keras_events(lines)
         if rc == 0 and evals:
             t0 = evals[0]["wall_s"]  # after start-up and the first (untrained) evaluation
             ref_pts = [(e["wall_s"] - t0, e["val_loss"]) for e in evals]

@@ -13,7 +13,7 @@ from conftest import piano_piece, write_midi
 
 from lstmusic import checkpoint, midi_io
 from lstmusic.cli import main
-from lstmusic.compose import Composer
+from lstmusic.compose import MAX_RETRIES, Composer
 from lstmusic.config import PrepareConfig, TrainConfig
 from lstmusic.dataset import prepare
 from lstmusic.errors import UserError
@@ -171,3 +171,5 @@ def test_a_classic_run_composes_like_the_original(tmp_path):
     tpq = pieces[0].score.ticks_per_quarter
     assert onsets and all(t % (tpq // 2) == 0 for t in onsets)  # a fixed half-beat step
     assert max(onsets) < 4 * 4 * tpq and report["pieces"][0]["repairs"] == 0
+    # The guard judges classic bars by their notes (it once took every bar for silence).
+    assert report["pieces"][0]["resampled_bars"] < 3 * MAX_RETRIES

@@ -163,8 +163,10 @@ class Composer:
                 # The bar just completed ends before a REMI Bar token (which opens the next).
                 end = len(ids[b]) - (t == self.bar_id)
                 jump = int(gs.bars[b] - before[b])  # > 1: a rest over a whole bar
-                # Silence by the clock: held notes are not silence, a rest across bars is.
-                silent = int(gs.sounding[b]) == 0 and bool(ids[b]) and \
+                # Silence by the clock: held notes are not silence, a rest across bars is
+                # (classic tokens each sound a note or chord, and the grammar keeps no clock
+                # of note ends for them).
+                silent = self.kind != "classic" and int(gs.sounding[b]) == 0 and \
                     int(gs.bar_start[b] - gs.note_end[b]) >= MAX_SILENT_BARS * int(gs.bar_len[b])
                 if cfg.guard and retries[b] < MAX_RETRIES and (
                         jump > 1 or silent or self._degenerate(ids[b], marks[b], end)):
