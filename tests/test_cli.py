@@ -91,3 +91,18 @@ def test_train_settings_come_from_toml_then_options(tmp_path, capsys):
     toml.write_text('max_steps = "many"\n')
     assert main(["train", str(tmp_path / "src"), "-o", str(run), "--config", str(toml)]) == 2
     assert "max_steps must be int" in capsys.readouterr().err
+
+
+def test_prepare_reads_option_values_from_a_toml_file(tmp_path, capsys):
+    for i in range(3):
+        write_midi(piano_piece(i), tmp_path / "src" / f"{i}.mid")
+    toml = tmp_path / "prepare.toml"
+    toml.write_text('tokenizer = "tsd"\n[prepare]\nval_every = 2\n')
+    out = tmp_path / "ds"
+    assert main(["prepare", str(tmp_path / "src"), "-o", str(out), "--config", str(toml),
+                 "--val-every", "3"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokenizer"] == "tsd" and manifest["split"]["val_every"] == 3
+    toml.write_text("tokenizr = 'tsd'\n")
+    assert main(["prepare", str(tmp_path / "src"), "-o", str(out), "--config", str(toml)]) == 2
+    assert "unknown setting 'tokenizr'" in capsys.readouterr().err

@@ -468,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep instruments as Program tokens instead of one piano stream")
     p.add_argument("--keep-drums", action="store_true",
                    help="keep drum tracks (needs --keep-programs)")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="option values from a TOML file (top-level keys or a [prepare] table); "
+                        "options given here override it")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("inspect", formatter_class=fmt,
@@ -530,8 +533,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _file_defaults(parser, argv: list[str] | None) -> None:
+    """`--config FILE.toml` for commands whose options are not a config dataclass (prepare,
+    evaluate, ...): the file's keys (top-level, or the command's table) become the defaults
+    of that command's options, so that options given on the command line still win."""
+    argv = sys.argv[1:] if argv is None else argv
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    command = next((a for a in argv if a in commands), None)
+    if command in (None, "train", "generate") or "--config" not in " ".join(argv):
+        return  # train and generate read --config through their config dataclasses
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    path = pre.parse_known_args(argv)[0].config
+    if not path:
+        return
+    from lstmusic.config import read_toml
+
+    sub = commands[command]
+    dests = {a.dest: a for a in sub._actions if a.option_strings}
+    values = {}
+    for key, value in read_toml(Path(path), command).items():
+        name = key.replace("-", "_")
+        if name not in dests or name in ("help", "config"):
+            known = ", ".join(d for d in dests if d not in ("help", "config"))
+            raise UserError(f"{path}: unknown setting {key!r} for {command}; known: {known}")
+        values[name] = value
+    sub.set_defaults(**values)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        _file_defaults(parser, argv)
+    except UserError as exc:
+        print(f"lstmusic: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         status = args.func(args)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and argv is None:

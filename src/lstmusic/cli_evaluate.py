@@ -37,6 +37,9 @@ def register(sub) -> None:
                         "--samples-from, RUN_DIR/evaluation-from-DIRNAME.json)")
     p.add_argument("--html", metavar="OUT.html",
                    help="also write a self-contained page with piano rolls and audio")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="option values from a TOML file (top-level keys or an [evaluate] "
+                        "table); options given here override it")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the samples (default: %(default)s)")
     p.set_defaults(func=cmd_evaluate)

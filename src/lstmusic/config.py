@@ -152,9 +152,8 @@ def field_types(cls) -> dict[str, type]:
     return {f.name: names[f.type.split(" | ")[0]] for f in dataclasses.fields(cls)}
 
 
-def load_toml(path: Path, cls, section: str) -> dict:
-    """The settings for `cls` in a TOML file: top-level keys, or those of its [section]
-    table; an unknown key or a value of the wrong type is one clear line."""
+def read_toml(path: Path, section: str) -> dict:
+    """A TOML file's top-level keys merged with those of its [section] table."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -166,8 +165,14 @@ def load_toml(path: Path, cls, section: str) -> dict:
         raise UserError(f"{path}: no such config file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
-    data = {**{k: v for k, v in data.items() if not isinstance(v, dict)},
+    return {**{k: v for k, v in data.items() if not isinstance(v, dict)},
             **data.get(section, {})}
+
+
+def load_toml(path: Path, cls, section: str) -> dict:
+    """The settings for `cls` in a TOML file: top-level keys, or those of its [section]
+    table; an unknown key or a value of the wrong type is one clear line."""
+    data = read_toml(path, section)
     types = field_types(cls)
     out = {}
     for key, value in data.items():
