@@ -530,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corpora", formatter_class=fmt,
                        help="list the built-in music21 corpora usable as music21:NAME")
     p.set_defaults(func=cmd_corpora)
+    for name, command in sub.choices.items():  # --config on every command with options
+        has = {a.dest for a in command._actions}
+        if "config" not in has and has - {"help", "func"}:
+            command.add_argument("--config", metavar="FILE.toml",
+                                 help=f"option values from a TOML file (top-level keys or a "
+                                      f"[{name}] table); options given here override it")
     return parser
 
 
