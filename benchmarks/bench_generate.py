@@ -211,13 +211,11 @@ def keras_reference(folder: Path, tmp: Path, notes: int, warmup: int, batches: i
 def figures(score) -> dict:
     """Notes, distinct pitches and the longest run of one pitch (notes in time order, a
     chord's notes by pitch), and whether that is collapse."""
+    from lstmusic.metrics import collapse
+
+    shape = collapse(score)  # the same counts as `lstmusic evaluate`
+    best, distinct = shape["max_same_pitch_run"], shape["distinct_pitches"]
     notes = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes)
-    pitches = [p for _, p in notes]
-    run_ = best = 1 if pitches else 0
-    for a, b in zip(pitches, pitches[1:], strict=False):
-        run_ = run_ + 1 if a == b else 1
-        best = max(best, run_)
-    distinct = len(set(pitches))
     onsets: dict = {}
     for t, p in notes:
         onsets.setdefault(t, set()).add(p)
@@ -226,7 +224,7 @@ def figures(score) -> dict:
     for a, b in zip(events, events[1:], strict=False):
         ev_run = ev_run + 1 if a == b else 1
         ev_best = max(ev_best, ev_run)
-    return {"notes": len(pitches), "distinct": distinct, "max_run": best,
+    return {"notes": shape["notes"], "distinct": distinct, "max_run": best,
             "max_event_run": ev_best,
             "long_run": best > MAX_RUN, "few_pitches": distinct < MIN_DISTINCT,
             "collapsed": best > MAX_RUN or distinct < MIN_DISTINCT}

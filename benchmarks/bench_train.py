@@ -77,13 +77,7 @@ def matmul_flops(n: int, repeats: int) -> float:
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 / best_seconds(lambda: torch.matmul(a, b), repeats)
 
 
 def onednn_gemm_flops(n: int, repeats: int) -> float:
@@ -96,13 +90,18 @@ def onednn_gemm_flops(n: int, repeats: int) -> float:
 
     side = 1 << (n.bit_length() // 2)  # n = side x (n // side) positions
     x, w = torch.randn(1, n, side, n // side), torch.randn(n, n, 1, 1)
-    F.conv2d(x, w)
+    return 2.0 * n**3 / best_seconds(lambda: F.conv2d(x, w), repeats)
+
+
+def best_seconds(work, repeats: int) -> float:
+    """The fastest of `repeats` timed calls of `work`, after one untimed warm-up call."""
+    work()
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        F.conv2d(x, w)
+        work()
         best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
+    return best
 
 
 def time_steps(preset: str, vocab: int, batch: int, steps: int, warmup: int,

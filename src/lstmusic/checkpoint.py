@@ -73,20 +73,26 @@ def save_model(run_dir: Path, model, config: dict) -> None:
     atomic.write_json(Path(run_dir) / CONFIG, config)
 
 
-def load_model(run_dir: Path, device: str = "cpu"):
-    """(model, config dict) of a run folder; the model is in eval mode."""
-    from lstmusic.model import ModelConfig, MusicLSTM
-
+def read_config(run_dir: Path) -> dict:
+    """The JSON config of a run folder, with one clear line for what is wrong with it."""
     run_dir = Path(run_dir)
     refuse_pickle(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
     try:
-        config = json.loads((run_dir / CONFIG).read_text())
+        return json.loads((run_dir / CONFIG).read_text())
     except FileNotFoundError:
         raise UserError(f"{run_dir}: not a run folder (no {CONFIG})") from None
     except ValueError as exc:
         raise UserError(f"{run_dir / CONFIG}: damaged ({exc})") from None
+
+
+def load_model(run_dir: Path, device: str = "cpu"):
+    """(model, config dict) of a run folder; the model is in eval mode."""
+    from lstmusic.model import ModelConfig, MusicLSTM
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
     model = MusicLSTM(ModelConfig(**config["model"]))
     load_weights(model, run_dir / WEIGHTS)
     return model.to(device).eval(), config

@@ -190,7 +190,8 @@ def cmd_generate(args) -> int:
 
         refuse_pickle(Path(args.run_dir))
     _check_render_args(args)
-    from lstmusic.compose import Composer, save_report, write_piece
+    from lstmusic import atomic
+    from lstmusic.compose import Composer, write_piece
 
     composer = Composer.load(args.run_dir, cfg.device)
     pieces, report = composer.generate(cfg)
@@ -203,7 +204,7 @@ def cmd_generate(args) -> int:
                  f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}")
         _render_outputs(args, path, piece.score, title, piece.report)
     if args.report:
-        save_report(report, Path(args.report))
+        atomic.write_json(Path(args.report), report)
     for r in report["pieces"]:
         extra = ""
         if "loop" in r:
@@ -263,19 +264,9 @@ def cmd_render(args) -> int:
 
 
 def cmd_styles(args) -> int:
-    import json
+    from lstmusic.checkpoint import read_config
 
-    from lstmusic.checkpoint import CONFIG, refuse_pickle
-
-    run = Path(args.run_dir)
-    refuse_pickle(run)
-    try:
-        config = json.loads((run / CONFIG).read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        raise UserError(f"{run}: not a run folder (no {CONFIG})") from None
-    except ValueError as exc:
-        raise UserError(f"{run / CONFIG}: damaged ({exc})") from None
-    for name in config.get("styles", []):
+    for name in read_config(Path(args.run_dir)).get("styles", []):
         print(name)
     return 0
 

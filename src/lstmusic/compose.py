@@ -10,7 +10,6 @@ bar over and over, two silent bars), rewinds that piece to the bar's start and s
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import warnings
@@ -21,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstmusic import checkpoint, midi_io
+from lstmusic import checkpoint, metrics, midi_io
 from lstmusic.config import BOS, EOS, PAD, GenerateConfig
 from lstmusic.errors import BadFile, UserError
 from lstmusic.grammar import Grammar
 from lstmusic.tokenizer import tokenizer_from_dict
 
-MAX_SAME_PITCH = 8  # a longer run of one pitch is collapse (the original's failure)
+MAX_SAME_PITCH = metrics.COLLAPSE_SAME_PITCH  # a longer run of one pitch is collapse
 MAX_SAME_BARS = 4  # more identical bars in a row than this is a stuck loop
 MAX_RETRIES = 8  # resamples of one bar before it is kept anyway
 MAX_SILENT_BARS = 2  # this long without a sounding note is a piece that stopped
@@ -435,23 +434,12 @@ def _pitch_table(vocab: list[str], tokenizer) -> np.ndarray:
 
 def _shape(score) -> dict:
     """Figures of a piece that show collapse at a glance."""
-    notes = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes)
-    pitches = [p for _, p in notes]
-    run = best = 1 if pitches else 0
-    for a, b in zip(pitches, pitches[1:], strict=False):
-        run = run + 1 if a == b else 1
-        best = max(best, run)
-    return {"notes": len(notes), "distinct_pitches": len(set(pitches)),
-            "max_same_pitch_run": best, "seconds": round(midi_io.duration_seconds(score), 2)}
+    figures = metrics.collapse(score)
+    return {k: figures[k] for k in ("notes", "distinct_pitches", "max_same_pitch_run")} | {
+        "seconds": round(midi_io.duration_seconds(score), 2)}
 
 
 def write_piece(piece: Piece, path: Path) -> None:
     from lstmusic import atomic
 
     atomic.write_with(path, lambda tmp: piece.score.dump_midi(str(tmp)))
-
-
-def save_report(report: dict, path: Path) -> None:
-    from lstmusic import atomic
-
-    atomic.write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
