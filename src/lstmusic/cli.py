@@ -271,6 +271,15 @@ def cmd_styles(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from lstmusic.serve import serve
+
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be 1..65535, not {args.port}")
+    serve(args.run_dirs, args.runs, args.host, args.port, args.soundfont)
+    return 0
+
+
 def cmd_doctor(args) -> int:
     """Check what lstmusic relies on, each with what to do when it is missing."""
     import shutil
@@ -503,6 +512,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("styles", help="list the styles a run can be steered to")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_styles)
+
+    p = sub.add_parser("serve", help="the studio: compose, listen and look in the browser",
+                       description="A local web page to pick a model, compose, play the audio, "
+                                   "see the piano roll and download the MIDI.")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                   help="run folders to offer (the bundled model is always offered)")
+    p.add_argument("--runs", metavar="FOLDER", help="also offer every run folder under FOLDER")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: %(default)s, this computer only; "
+                        "0.0.0.0 shares it with the network)")
+    p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
+    p.add_argument("--soundfont", metavar="FILE.sf2", help="a General MIDI SoundFont")
+    p.set_defaults(func=cmd_serve)
 
     from lstmusic import cli_evaluate
 

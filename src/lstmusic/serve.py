@@ -1,0 +1,510 @@
+"""The studio: compose, listen and look in the browser (`lstmusic serve`).
+
+A small FastAPI app and one static page (plain HTML, CSS and JavaScript shipped in
+`lstmusic/web`, nothing fetched from a CDN, so it works with no internet at all). FastAPI
+rather than Gradio: the page needs a queue shared by every tab, per-request progress and
+files that are served only by id, and a hand-written page of a few hundred lines gives
+exactly that with two small dependencies (Gradio brings a large front end that fetches fonts
+from the internet unless told otherwise).
+
+The flow of one click: the page sends its settings (and an optional prime MIDI file as the
+request body) to POST /api/generate; `Studio.submit` checks every value against `LIMITS`
+and the upload with `midi_io.load`, the same bounded reader `prepare` uses, then queues a
+`Job`. One worker thread takes jobs in order (the model uses the CPU fully; running two at
+once would only make both slower), composes with `Composer.generate`, writes each variation's
+MIDI, WAV (FluidSynth) and piano-roll PNG into the job's own folder under one temporary
+folder per server, and the page polls GET /api/jobs/ID for progress and results. Files are
+served by job id, variation number and kind, looked up in the job's own table: nothing a
+user sends ever becomes a path. The temporary folder is removed when the server stops.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Request as HttpRequest  # a module global: FastAPI reads the annotation
+
+from lstmusic import checkpoint, midi_io
+from lstmusic.errors import BadFile, UserError
+
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
+MAX_JOBS_KEPT = 200  # older jobs' files are deleted so a long session cannot fill the disk
+POLL_HINT_S = 0.25  # how often the page asks for progress
+KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
+
+
+@dataclass(frozen=True)
+class Limit:
+    lo: float
+    hi: float
+    default: float
+    integer: bool = True
+
+
+# What the page may ask for; anything outside is refused with a message naming the range.
+LIMITS = {
+    "bars": Limit(1, 64, 16),
+    "variations": Limit(1, 4, 1),
+    "temperature": Limit(0.1, 2.0, 1.0, integer=False),
+    "top_p": Limit(0.1, 1.0, 0.95, integer=False),
+    "seed": Limit(0, 2**31 - 1, 0),
+    "tempo": Limit(0, 300, 0, integer=False),  # 0: the model's tempo
+    "program": Limit(0, 127, 0),
+    "prime_bars": Limit(1, 16, 4),
+}
+LABELS = {"top_p": "top-p", "prime_bars": "prime bars"}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the studio offers: the page knows it by `id`, never by its folder."""
+
+    id: str
+    name: str
+    run_dir: Path | None  # None: the model bundled with lstmusic
+    tokenizer: str
+    styles: tuple[str, ...]
+    val_nll: float | None
+    val_perplexity: float | None
+    unigram_nll: float | None
+    step: int | None
+
+    def public(self) -> dict:
+        info = asdict(self)
+        info["run_dir"] = str(self.run_dir) if self.run_dir else "bundled with lstmusic"
+        return info
+
+
+def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[ModelEntry]:
+    """The bundled model, each RUN_DIR given and every run folder found under `runs`."""
+    from lstmusic.compose import bundled_run_dir
+
+    folders: list[Path | None] = []
+    if (bundled_run_dir() / checkpoint.CONFIG).exists():
+        folders.append(None)
+    for given in run_dirs:
+        path = Path(given)
+        checkpoint.refuse_pickle(path)
+        if not (path / checkpoint.CONFIG).is_file() or not (path / checkpoint.WEIGHTS).is_file():
+            raise UserError(f"{path}: not a run folder (no {checkpoint.CONFIG} and "
+                            f"{checkpoint.WEIGHTS})")
+        folders.append(path)
+    if runs:
+        root = Path(runs)
+        if not root.is_dir():
+            raise UserError(f"--runs {root}: no such folder")
+        for config in sorted(root.rglob(checkpoint.CONFIG)):
+            # `last/` holds a run's resumable state, not a model to offer.
+            if (config.parent / checkpoint.WEIGHTS).is_file() and config.parent.name != "last":
+                folders.append(config.parent)
+    entries, seen = [], set()
+    for folder in folders:
+        key = folder.resolve() if folder else None
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(_entry(f"m{len(entries)}", folder))
+    if not entries:
+        raise UserError("no model to serve: this install has no bundled model; give a RUN_DIR")
+    return entries
+
+
+def _entry(model_id: str, folder: Path | None) -> ModelEntry:
+    from lstmusic.compose import bundled_run_dir
+
+    config = checkpoint.read_config(folder or bundled_run_dir())
+    best = config.get("metrics") or {}
+    name = folder.name if folder else "bundled: " + ", ".join(config.get("styles", [])[:3])
+    return ModelEntry(
+        id=model_id, name=name, run_dir=folder, tokenizer=config["tokenizer"]["name"],
+        styles=tuple(config.get("styles", [])), val_nll=_rounded(best.get("val_loss")),
+        val_perplexity=_rounded(best.get("val_perplexity")),
+        unigram_nll=_rounded((config.get("baseline") or {}).get("unigram_nll")),
+        step=config.get("step"))
+
+
+def _rounded(value) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+# ---------------------------------------------------------------- requests and jobs
+@dataclass(frozen=True)
+class Settings:
+    """One click's settings, checked."""
+
+    model: str
+    style: str
+    bars: int
+    variations: int
+    temperature: float
+    top_p: float
+    seed: int
+    loop: bool
+    tempo: float
+    program: int
+    prime_bars: int
+    prime_name: str  # the uploaded file's name, only ever shown, never used as a path
+
+
+def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) -> Settings:
+    """Settings from the page's query parameters; UserError names the first bad value."""
+    values = {}
+    for name, limit in LIMITS.items():
+        raw = str(params.get(name, "")).strip()
+        label = LABELS.get(name, name)
+        if raw == "" and name == "seed":
+            values[name] = secrets.randbelow(2**31)  # no seed given: a fresh one, shown after
+            continue
+        try:
+            value = float(raw) if raw else limit.default
+        except ValueError:
+            raise UserError(f"{label}: {raw[:40]!r} is not a number") from None
+        if limit.integer and value != int(value):
+            raise UserError(f"{label} must be a whole number, not {raw[:40]}")
+        if not limit.lo <= value <= limit.hi:
+            raise UserError(f"{label} must be between {limit.lo:g} and {limit.hi:g}, not {raw}")
+        values[name] = int(value) if limit.integer else value
+    if values["tempo"] and values["tempo"] < 30:
+        raise UserError(f"tempo must be 0 (the model's) or 30 to 300 BPM, not {values['tempo']:g}")
+    model = str(params.get("model") or next(iter(models)))
+    if model not in models:
+        raise UserError(f"unknown model {model[:40]!r}")
+    style = str(params.get("style", "")).strip()
+    if style and style not in models[model].styles:
+        raise UserError(f"model {models[model].name} has no style {style[:40]!r}; it knows "
+                        f"{', '.join(models[model].styles) or 'none'}")
+    loop = str(params.get("loop", "")).lower() in ("1", "true", "on", "yes")
+    if loop and has_prime:
+        raise UserError("loop mode makes a piece from scratch; leave out the prime file")
+    name = Path(str(params.get("prime_name") or "prime.mid")).name[:80] if has_prime else ""
+    return Settings(model=model, style=style, loop=loop, prime_name=name, **values)
+
+
+@dataclass
+class Job:
+    id: str
+    request: Settings
+    folder: Path
+    prime: Path | None = None
+    state: str = "queued"  # queued, running, done, error
+    stage: str = "waiting for the studio"
+    progress: float = 0.0
+    error: str = ""
+    created: float = field(default_factory=time.time)
+    timings: dict = field(default_factory=dict)
+    results: list = field(default_factory=list)
+
+
+class Studio:
+    """The models, the queue and the files of one server. `close()` removes the files."""
+
+    def __init__(self, models: list[ModelEntry], soundfont: str | None = None):
+        from lstmusic.render import find_soundfont
+
+        if shutil.which("fluidsynth") is None:
+            raise UserError("the studio plays audio through FluidSynth, which is not installed "
+                            "(Debian: apt-get install fluidsynth fluid-soundfont-gm)")
+        self.soundfont = find_soundfont(soundfont)
+        self.models = {m.id: m for m in models}
+        self.folder = Path(tempfile.mkdtemp(prefix="lstmusic-studio-"))
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queue: list[Job] = []
+        self._lock = threading.Condition()
+        self._composers: dict[str, object] = {}
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="studio-worker", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------ called by the web app
+    def submit(self, params: dict, upload: bytes = b"") -> Job:
+        """Check a click's settings and upload, queue its job, return it (UserError if bad)."""
+        request = parse_request(params, self.models, has_prime=bool(upload))
+        job = Job(id=secrets.token_urlsafe(12), request=request,
+                  folder=self.folder / secrets.token_hex(8))
+        job.folder.mkdir()
+        if upload:
+            job.prime = self._check_upload(job.folder, upload, request.prime_name)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._forget_old()
+            self._lock.notify()
+        return job
+
+    def status(self, job_id: str) -> dict | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            ahead = self._queue.index(job) if job in self._queue else 0
+            return {
+                "job": job.id, "state": job.state, "progress": round(job.progress, 3),
+                "stage": (f"waiting: {ahead} request{'s' if ahead > 1 else ''} ahead"
+                          if job.state == "queued" and ahead else job.stage),
+                "queue_position": ahead, "error": job.error, "timings": dict(job.timings),
+                "settings": asdict(job.request),
+                "model": self.models[job.request.model].name,
+                "results": list(job.results), "poll_s": POLL_HINT_S,
+            }
+
+    def file(self, job_id: str, index: int, kind: str) -> Path | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None or job.state != "done" or not 1 <= index <= len(job.results):
+            return None
+        return job.folder / f"variation-{index}.{kind}" if kind in KINDS else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._worker.join(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # ------------------------------------------------------------ checks
+    @staticmethod
+    def _check_upload(folder: Path, data: bytes, name: str) -> Path:
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise UserError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
+                            f"{MAX_UPLOAD_BYTES >> 20} MB limit for a prime file")
+        if not data.startswith(b"MThd"):
+            raise UserError(f"{name}: not a MIDI file (no MThd header)")
+        path = folder / "prime.mid"
+        path.write_bytes(data)
+        try:
+            score = midi_io.load(path)  # the same bounded reader as `prepare`
+        except BadFile as exc:
+            raise UserError(f"{name}: {exc}") from None
+        if score.note_num() == 0:
+            raise UserError(f"{name}: no notes to continue")
+        return path
+
+    def _forget_old(self) -> None:
+        """Drop the oldest finished jobs and their files past MAX_JOBS_KEPT (lock held)."""
+        while len(self._jobs) > MAX_JOBS_KEPT:
+            oldest = next(iter(self._jobs.values()))
+            if oldest.state not in ("done", "error"):
+                break
+            del self._jobs[oldest.id]
+            shutil.rmtree(oldest.folder, ignore_errors=True)
+
+    # ------------------------------------------------------------ the worker
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._lock.wait()
+                if self._closed:
+                    return
+                job = self._queue[0]
+                job.state = "running"
+            try:
+                self._run(job)
+                job.state = "done"
+            except (UserError, BadFile) as exc:
+                # Name the upload as the user knows it; never show a server path.
+                job.error = str(exc).replace(str(job.prime), job.request.prime_name or "prime")
+                job.state = "error"
+            except Exception as exc:  # a bug: the console gets the traceback, the page a line
+                traceback.print_exc()
+                job.error = f"internal error ({type(exc).__name__}); see the server's console"
+                job.state = "error"
+            finally:
+                with self._lock:
+                    self._queue.remove(job)
+
+    def _run(self, job: Job) -> None:
+        from lstmusic.compose import write_piece
+        from lstmusic.config import GenerateConfig
+        from lstmusic.render import plot_piano_roll, render_audio
+
+        req, t0 = job.request, time.perf_counter()
+        entry = self.models[req.model]
+        self._stage(job, f"loading {entry.name}", 0.02)
+        composer = self._composer(entry)
+        cfg = GenerateConfig(
+            n=req.variations, bars=req.bars, temperature=req.temperature, top_p=req.top_p,
+            seed=req.seed, loop=req.loop, style=req.style, tempo=req.tempo,
+            program=req.program, prime=str(job.prime) if job.prime else "",
+            prime_bars=req.prime_bars)
+        self._stage(job, "composing", 0.05)
+        t1 = time.perf_counter()
+        pieces, report = composer.generate(cfg)
+        job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
+        audio_s = plot_s = 0.0
+        share = 0.45 / len(pieces)
+        for i, piece in enumerate(pieces, 1):
+            stem = job.folder / f"variation-{i}"
+            write_piece(piece, stem.with_suffix(".mid"))
+            self._stage(job, f"rendering audio {i}/{len(pieces)}", 0.5 + (i - 1) * 2 * share)
+            t = time.perf_counter()
+            render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
+            audio_s += time.perf_counter() - t
+            self._stage(job, f"drawing piano roll {i}/{len(pieces)}",
+                        0.5 + (i - 0.5) * 2 * share)
+            t = time.perf_counter()
+            title = (f"{entry.name}: variation {i}, {piece.report['bars']} bars, "
+                     f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
+            plot_piano_roll(piece.score, stem.with_suffix(".png"), title)
+            plot_s += time.perf_counter() - t
+            job.results.append(self._result(job, i, piece.report, entry))
+        job.timings.update(audio_s=round(audio_s, 3), plot_s=round(plot_s, 3),
+                           total_s=round(time.perf_counter() - t0, 3),
+                           ms_per_token=report["ms_per_token"])
+        self._stage(job, "done", 1.0)
+
+    def _composer(self, entry: ModelEntry):
+        from lstmusic.compose import Composer
+
+        if entry.id not in self._composers:  # loaded once, kept for the server's life
+            self._composers[entry.id] = Composer.load(entry.run_dir)
+        return self._composers[entry.id]
+
+    def _stage(self, job: Job, stage: str, progress: float) -> None:
+        with self._lock:
+            job.stage, job.progress = stage, progress
+
+    @staticmethod
+    def _result(job: Job, index: int, report: dict, entry: ModelEntry) -> dict:
+        req = job.request
+        base = f"/api/jobs/{job.id}/{index}"
+        keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs")
+        return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav",
+                "png": f"{base}/png", "download_name": f"lstmusic-{req.seed}-{index}.mid",
+                "seed": req.seed, "command": reproduce_command(req, entry, index),
+                "figures": {k: report[k] for k in keep if k in report}}
+
+
+def reproduce_command(req: Settings, entry: ModelEntry, index: int) -> str:
+    """The `lstmusic generate` line that writes this very piece again (same seed, same batch)."""
+    parts = ["lstmusic generate"]
+    if entry.run_dir:
+        parts.append(str(entry.run_dir))
+    parts += [f"--bars {req.bars}", f"--temperature {req.temperature:g}",
+              f"--top-p {req.top_p:g}", f"--seed {req.seed}"]
+    if req.variations > 1:
+        parts.append(f"--n {req.variations}")
+    if req.style:
+        parts.append(f"--style {req.style}")
+    if req.loop:
+        parts.append("--loop")
+    if req.tempo:
+        parts.append(f"--tempo {req.tempo:g}")
+    if req.program:
+        parts.append(f"--program {req.program}")
+    if req.prime_name:
+        parts.append(f"--prime {req.prime_name} --prime-bars {req.prime_bars}")
+    out = "song.mid"
+    parts.append(f"-o {out}")
+    if req.variations > 1:
+        parts.append(f"  # this is song-{index}.mid")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------- the web app
+def instruments() -> list[str]:
+    from miditok.constants import MIDI_INSTRUMENTS
+
+    return [f"{i} {inst['name']}" for i, inst in enumerate(MIDI_INSTRUMENTS)]
+
+
+def _asset(name: str) -> str:
+    return resources.files("lstmusic").joinpath("web", name).read_text(encoding="utf-8")
+
+
+def create_app(studio: Studio, host: str = "127.0.0.1"):
+    from fastapi import FastAPI, HTTPException
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+    app = FastAPI(title="lstmusic studio", docs_url=None, redoc_url=None, openapi_url=None)
+    if host in ("127.0.0.1", "localhost", "::1"):
+        # Answer only to names of this computer: a web page elsewhere cannot reach the studio
+        # through a DNS name that points at 127.0.0.1 (DNS rebinding).
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware,
+                           allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+    pages = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
+             "/style.css": ("style.css", "text/css")}
+
+    def page(name: str, media: str):
+        return lambda: Response(_asset(name), media_type=media,
+                                headers={"Cache-Control": "no-cache"})
+
+    for route, (name, media) in pages.items():
+        app.add_api_route(route, page(name, media), methods=["GET"],
+                          response_class=HTMLResponse if media == "text/html" else Response)
+
+    @app.get("/api/models")
+    def models():
+        return {"models": [m.public() for m in studio.models.values()],
+                "instruments": instruments(),
+                "limits": {k: asdict(v) for k, v in LIMITS.items()},
+                "max_upload_bytes": MAX_UPLOAD_BYTES}
+
+    @app.post("/api/generate")
+    async def generate(request: HttpRequest):
+        body, size = bytearray(), 0
+        async for chunk in request.stream():  # counted, whatever the headers claim
+            size += len(chunk)
+            if size <= MAX_UPLOAD_BYTES:
+                body += chunk
+            elif size > 8 * MAX_UPLOAD_BYTES:
+                break  # read a little past the cap so the browser sees the answer, not a reset
+        if size > MAX_UPLOAD_BYTES:
+            return JSONResponse({"error": f"the prime file is over the "
+                                          f"{MAX_UPLOAD_BYTES >> 20} MB limit"}, 413)
+        try:
+            job = await run_in_threadpool(studio.submit, dict(request.query_params),
+                                          bytes(body))
+        except UserError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return studio.status(job.id)
+
+    @app.get("/api/jobs/{job_id}")
+    def job_status(job_id: str):
+        status = studio.status(job_id)
+        if status is None:
+            raise HTTPException(404, "no such job (the studio was restarted?)")
+        return status
+
+    @app.get("/api/jobs/{job_id}/{index}/{kind}")
+    def job_file(job_id: str, index: int, kind: str):
+        path = studio.file(job_id, index, kind)
+        if path is None or not path.is_file():
+            raise HTTPException(404, "no such file")
+        name = f"lstmusic-{studio.status(job_id)['settings']['seed']}-{index}.{kind}"
+        disposition = "attachment" if kind == "mid" else "inline"
+        return FileResponse(path, media_type=KINDS[kind], filename=name,
+                            content_disposition_type=disposition)
+
+    return app
+
+
+def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
+          soundfont: str | None = None) -> None:
+    """Run the studio until Ctrl-C; the temporary folder goes with it."""
+    import uvicorn
+
+    studio = Studio(find_models(run_dirs, runs), soundfont)
+    try:
+        app = create_app(studio, host)
+        names = ", ".join(m.name for m in studio.models.values())
+        where = ("only this computer can open it" if host in ("127.0.0.1", "localhost", "::1")
+                 else "other computers on the network can open it too")
+        print(f"lstmusic studio: http://{host}:{port}  (bound to {host}: {where}; "
+              f"--host 0.0.0.0 to share)")
+        print(f"models: {names}. Ctrl-C stops it and deletes its files ({studio.folder}).")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        studio.close()

@@ -1,0 +1,181 @@
+// lstmusic studio page: settings -> POST /api/generate -> poll /api/jobs/ID -> players.
+// Plain JavaScript with no library, so that the page works offline and needs no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const STORE = "lstmusic-studio-jobs"; // this tab's earlier jobs, so a reload keeps them
+let models = [];
+
+function randomSeed() {
+  return Math.floor(Math.random() * 2147483647);
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function describe(m) {
+  const parts = [m.tokenizer];
+  if (m.styles.length) parts.push("styles: " + m.styles.join(", "));
+  if (m.val_nll !== null) {
+    let v = `validation NLL ${m.val_nll} (perplexity ${m.val_perplexity}`;
+    if (m.unigram_nll !== null) v += `; unigram baseline ${m.unigram_nll}`;
+    parts.push(v + ")");
+  }
+  if (m.step !== null) parts.push(`step ${m.step}`);
+  return parts.join(" · ");
+}
+
+function fillStyles() {
+  const m = models.find((x) => x.id === $("model").value);
+  const style = $("style");
+  style.replaceChildren(new Option("(the model's choice)", ""));
+  for (const s of m.styles) style.add(new Option(s, s));
+  $("model-info").textContent = `${describe(m)} · ${m.run_dir}`;
+}
+
+async function init() {
+  const res = await fetch("/api/models");
+  const info = await res.json();
+  models = info.models;
+  for (const m of models) $("model").add(new Option(`${m.name} (${m.tokenizer})`, m.id));
+  info.instruments.forEach((name, i) => $("program").add(new Option(name, i)));
+  $("model").addEventListener("change", fillStyles);
+  fillStyles();
+  $("seed").value = randomSeed();
+  $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); });
+  for (const id of ["temperature", "top_p"]) {
+    const update = () => { $(id + "-value").textContent = Number($(id).value).toFixed(2); };
+    $(id).addEventListener("input", update);
+    update();
+  }
+  $("controls").addEventListener("submit", (e) => { e.preventDefault(); generate(info); });
+  for (const id of JSON.parse(sessionStorage.getItem(STORE) || "[]")) restore(id);
+}
+
+function remember(id) {
+  const ids = JSON.parse(sessionStorage.getItem(STORE) || "[]");
+  ids.push(id);
+  sessionStorage.setItem(STORE, JSON.stringify(ids.slice(-50)));
+}
+
+async function generate(info) {
+  showError("");
+  const params = new URLSearchParams();
+  for (const id of ["model", "style", "bars", "variations", "temperature", "top_p", "seed",
+                    "tempo", "program", "prime_bars"]) {
+    params.set(id, $(id).value);
+  }
+  params.set("loop", $("loop").checked ? "1" : "0");
+  const file = $("prime").files[0];
+  if (file) {
+    if (file.size > info.max_upload_bytes) {
+      showError(`${file.name}: over the ${info.max_upload_bytes / 1048576} MB limit`);
+      return;
+    }
+    params.set("prime_name", file.name);
+  }
+  let res;
+  try {
+    res = await fetch("/api/generate?" + params, {
+      method: "POST", body: file || null,
+      headers: { "Content-Type": "application/octet-stream" },
+    });
+  } catch (err) {
+    showError("the studio does not answer (was it stopped?)");
+    return;
+  }
+  const body = await res.json().catch(() => ({ error: `the studio answered ${res.status}` }));
+  if (!res.ok) {
+    showError(body.error || body.detail || `the studio answered ${res.status}`);
+    return;
+  }
+  remember(body.job);
+  poll(addCard(body), body.job);
+}
+
+function addCard(status) {
+  $("empty").hidden = true;
+  const card = $("job-template").content.firstElementChild.cloneNode(true);
+  card.dataset.job = status.job;
+  const s = status.settings;
+  let title = `${status.model}: ${s.bars} bars, T=${s.temperature}, top-p ${s.top_p}, ` +
+    `seed ${s.seed}`;
+  if (s.style) title += `, style ${s.style}`;
+  if (s.loop) title += ", loop";
+  if (s.prime_name) title += `, continuing ${s.prime_name}`;
+  card.querySelector(".job-title").textContent = title;
+  $("results").insertBefore(card, $("empty").nextSibling); // newest first
+  update(card, status);
+  return card;
+}
+
+function update(card, status) {
+  card.querySelector(".job-progress").value = status.progress;
+  const t = status.timings;
+  let stage = status.stage;
+  if (status.state === "done") {
+    stage = `made in ${t.total_s.toFixed(1)} s (composing ${t.compose_s.toFixed(1)} s, ` +
+      `audio ${t.audio_s.toFixed(1)} s, piano roll ${t.plot_s.toFixed(1)} s)`;
+  }
+  card.querySelector(".job-stage").textContent = stage;
+  if (status.state === "error") {
+    const box = card.querySelector(".job-error");
+    box.textContent = status.error;
+    box.hidden = false;
+    card.querySelector(".job-progress").hidden = true;
+  }
+  if (status.state === "done") {
+    card.querySelector(".job-progress").hidden = true;
+    const list = card.querySelector(".variations");
+    for (const r of status.results) list.append(variation(r, status.results.length));
+  }
+}
+
+function variation(r, count) {
+  const el = $("variation-template").content.firstElementChild.cloneNode(true);
+  el.querySelector(".variation-title").textContent =
+    count > 1 ? `Variation ${r.index} (seed ${r.seed})` : `Seed ${r.seed}`;
+  el.querySelector("audio").src = r.wav;
+  el.querySelector("img").src = r.png;
+  const link = el.querySelector(".download");
+  link.href = r.midi;
+  link.download = r.download_name;
+  const f = r.figures;
+  el.querySelector(".figures").textContent =
+    `${f.bars} bars, ${f.notes} notes, ${f.distinct_pitches} pitches, ${f.seconds} s`;
+  el.querySelector(".command").textContent = r.command;
+  return el;
+}
+
+async function poll(card, id) {
+  let status;
+  try {
+    const res = await fetch("/api/jobs/" + id);
+    if (!res.ok) throw new Error(String(res.status));
+    status = await res.json();
+  } catch (err) {
+    card.querySelector(".job-stage").textContent = "lost touch with the studio; retrying";
+    setTimeout(() => poll(card, id), 2000);
+    return;
+  }
+  if (status.state === "done" || status.state === "error") {
+    update(card, status);
+  } else {
+    card.querySelector(".job-progress").value = status.progress;
+    card.querySelector(".job-stage").textContent = status.stage;
+    setTimeout(() => poll(card, id), status.poll_s * 1000);
+  }
+}
+
+async function restore(id) {
+  const res = await fetch("/api/jobs/" + id);
+  if (!res.ok) return; // the studio was restarted: its files are gone
+  const status = await res.json();
+  const card = addCard(status);
+  if (status.state !== "done" && status.state !== "error") poll(card, id);
+}
+
+init().catch((err) => showError("could not load the studio: " + err));

@@ -1,0 +1,345 @@
+"""The studio (`lstmusic serve`): the HTTP API on a real server, then the page in Chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+from conftest import piano_piece, write_midi
+
+from lstmusic import cli, serve
+from lstmusic.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("LSTMUSIC_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None,
+                                reason="the studio needs FluidSynth (CI installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real studio on the bundled model, served by uvicorn on a free local port."""
+    import uvicorn
+
+    studio = serve.Studio(serve.find_models())
+    port = _free_port()
+    app = serve.create_app(studio)
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not web.started:
+        assert time.time() < deadline, "the studio did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", studio
+    web.should_exit = True
+    thread.join(10)
+    studio.close()
+    assert not studio.folder.exists(), "the studio's temporary folder outlived it"
+
+
+def _call(url: str, data: bytes | None = None, method: str = "GET",
+          headers: dict | None = None) -> tuple[int, bytes, dict]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            return res.status, res.read(), dict(res.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), dict(err.headers)
+
+
+def _submit(base: str, upload: bytes = b"", **params) -> tuple[int, dict]:
+    query = urllib.parse.urlencode(params)
+    status, body, _ = _call(f"{base}/api/generate?{query}", upload, "POST",
+                            {"Content-Type": "application/octet-stream"})
+    return status, json.loads(body)
+
+
+def _wait(base: str, job: str) -> dict:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        _, body, _ = _call(f"{base}/api/jobs/{job}")
+        status = json.loads(body)
+        if status["state"] in ("done", "error"):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} did not finish")
+
+
+def _generate(base: str, upload: bytes = b"", **params) -> dict:
+    code, status = _submit(base, upload, **params)
+    assert code == 200, status
+    return _wait(base, status["job"])
+
+
+# ---------------------------------------------------------------- the API
+def test_models_lists_the_bundled_model(server):
+    base, _ = server
+    _, body, _ = _call(f"{base}/api/models")
+    info = json.loads(body)
+    bundled = info["models"][0]
+    assert bundled["tokenizer"] == "remi" and bundled["styles"] == ["bach"]
+    assert bundled["val_nll"] < bundled["unigram_nll"]
+    assert len(info["instruments"]) == 128 and info["instruments"][0].endswith("Piano")
+
+
+def test_generate_gives_midi_wav_and_png_per_variation(server):
+    base, _ = server
+    status = _generate(base, bars=4, variations=2, seed=11, temperature=0.9, top_p=0.9,
+                       tempo=100, program=6)
+    assert status["state"] == "done", status["error"]
+    assert [r["index"] for r in status["results"]] == [1, 2]
+    assert status["timings"]["total_s"] > 0
+    midis = []
+    for r in status["results"]:
+        code, data, headers = _call(base + r["midi"])
+        assert code == 200 and data.startswith(b"MThd")
+        assert "attachment" in headers["content-disposition"]
+        score = symusic.Score.from_midi(data)
+        assert score.note_num() > 0 and score.tracks[0].program == 6
+        assert round(score.tempos[0].qpm) == 100
+        midis.append(data)
+        code, wav, _ = _call(base + r["wav"])
+        with wave.open(io.BytesIO(wav)) as w:
+            assert w.getsampwidth() == 2
+            samples = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert np.abs(samples).max() > 1000, "the WAV is silent"
+        code, png, _ = _call(base + r["png"])
+        assert png.startswith(b"\x89PNG")
+    assert midis[0] != midis[1], "two variations came out the same"
+
+
+def test_the_shown_command_reproduces_the_served_midi(server, tmp_path, monkeypatch):
+    base, _ = server
+    status = _generate(base, bars=4, seed=321, temperature=1.1, top_p=0.9)
+    result = status["results"][0]
+    command = result["command"].split()
+    assert command[:2] == ["lstmusic", "generate"] and "--seed" in command
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command[1:]) == 0
+    _, served, _ = _call(base + result["midi"])
+    assert (tmp_path / "song.mid").read_bytes() == served
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"bars": 0}, "bars must be between 1 and 64"),
+    ({"bars": 65}, "bars must be between 1 and 64"),
+    ({"bars": "ten"}, "is not a number"),
+    ({"bars": 2.5}, "bars must be a whole number"),
+    ({"variations": 5}, "variations must be between 1 and 4"),
+    ({"temperature": 9}, "temperature must be between"),
+    ({"top_p": 0}, "top-p must be between"),
+    ({"seed": -1}, "seed must be between"),
+    ({"tempo": 12}, "tempo must be 0"),
+    ({"program": 128}, "program must be between 0 and 127"),
+    ({"model": "../../etc"}, "unknown model"),
+    ({"style": "mozart"}, "has no style 'mozart'"),
+])
+def test_out_of_range_values_are_refused_with_a_message(server, params, says):
+    base, studio = server
+    before = len(studio._jobs)
+    code, body = _submit(base, **params)
+    assert code == 400 and says in body["error"], body
+    assert len(studio._jobs) == before, "a refused request made a job"
+
+
+def test_bad_uploads_are_refused_with_a_message(server, tmp_path):
+    base, _ = server
+    code, body = _submit(base, b"hello, not music", prime_name="notes.txt")
+    assert code == 400 and body["error"] == "notes.txt: not a MIDI file (no MThd header)"
+    code, body = _submit(base, b"MThd\x00\x00\x00\x06\x00\x01\x00\x05\x01\xe0MTrk\xff",
+                         prime_name="cut.mid")
+    assert code == 400 and body["error"].startswith("cut.mid: ")
+    empty = write_midi(symusic.Score(480), tmp_path / "empty.mid").read_bytes()
+    code, body = _submit(base, empty, prime_name="empty.mid")
+    assert code == 400 and "empty.mid" in body["error"]
+    code, body = _submit(base, b"MThd" + bytes(serve.MAX_UPLOAD_BYTES), prime_name="big.mid")
+    assert code == 413 and "2 MB" in body["error"]
+    prime = write_midi(piano_piece(0, bars=4), tmp_path / "p.mid").read_bytes()
+    code, body = _submit(base, prime, prime_name="p.mid", loop=1)
+    assert code == 400 and "loop" in body["error"]
+
+
+def test_a_prime_upload_is_continued(server, tmp_path):
+    base, _ = server
+    prime_score = piano_piece(3, bars=8)
+    prime = write_midi(prime_score, tmp_path / "prime.mid").read_bytes()
+    status = _generate(base, prime, prime_name="../../prime.mid", prime_bars=2, bars=4,
+                       seed=5)
+    assert status["state"] == "done", status["error"]
+    assert status["settings"]["prime_name"] == "prime.mid"  # only ever a name to show
+    assert "--prime prime.mid --prime-bars 2" in status["results"][0]["command"]
+    _, data, _ = _call(base + status["results"][0]["midi"])
+    out = symusic.Score.from_midi(data)
+    first_bar = prime_score.ticks_per_quarter * 4
+
+    def opening(score):
+        scale = 480 / score.ticks_per_quarter
+        return sorted({(round(n.time * scale), n.pitch) for t in score.tracks
+                       for n in t.notes if n.time * scale < first_bar})
+
+    assert opening(out) == opening(prime_score)
+
+
+def test_files_are_served_only_by_job_number_and_kind(server):
+    base, _ = server
+    status = _generate(base, bars=2, seed=1)
+    job = status["job"]
+    assert _call(f"{base}/api/jobs/{job}/1/mid")[0] == 200
+    for bad in [f"{job}/1/py", f"{job}/2/mid", f"{job}/0/wav", "nosuchjob/1/mid",
+                f"{job}/1/..%2F..%2Fprime.mid", f"{job}/../../../etc/passwd"]:
+        assert _call(f"{base}/api/jobs/{bad}")[0] == 404, bad
+
+
+def test_only_local_host_names_are_answered(server):
+    base, _ = server
+    assert _call(f"{base}/api/models", headers={"Host": "evil.example"})[0] == 400
+    assert _call(f"{base}/api/models", headers={"Host": "localhost"})[0] == 200
+
+
+def test_requests_from_several_tabs_queue_and_never_mix(server):
+    base, _ = server
+    codes, jobs = zip(*[_submit(base, bars=3, seed=seed) for seed in (101, 202, 303)],
+                      strict=True)
+    assert codes == (200, 200, 200)
+    assert max(j["queue_position"] for j in jobs) >= 1, "nothing waited in the queue"
+    done = [_wait(base, j["job"]) for j in jobs]
+    assert [d["settings"]["seed"] for d in done] == [101, 202, 303]
+    files = {_call(base + d["results"][0]["midi"])[1] for d in done}
+    assert len(files) == 3
+
+
+def test_errors_while_composing_reach_the_page_as_one_line(server, tmp_path, monkeypatch,
+                                                           capsys):
+    base, studio = server
+    prime = write_midi(piano_piece(1, bars=2), tmp_path / "p.mid").read_bytes()
+
+    class Failing:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def generate(self, cfg):
+            raise self.exc(f"{cfg.prime}: no notes in its first 1 bars")
+
+    monkeypatch.setattr(studio, "_composer", lambda entry: Failing(UserError))
+    status = _generate(base, prime, prime_name="mine.mid", bars=2)
+    assert status["state"] == "error"
+    assert status["error"] == "mine.mid: no notes in its first 1 bars"
+    monkeypatch.setattr(studio, "_composer", lambda entry: Failing(ZeroDivisionError))
+    status = _generate(base, bars=2)
+    assert status["error"] == "internal error (ZeroDivisionError); see the server's console"
+    assert "Traceback" in capsys.readouterr().err  # the console has it, the page does not
+
+
+def test_closing_the_studio_deletes_its_files():
+    studio = serve.Studio(serve.find_models())
+    job = studio.submit({"bars": "1", "seed": "1"})
+    while studio.status(job.id)["state"] not in ("done", "error"):
+        time.sleep(0.05)
+    assert any(studio.folder.rglob("*.wav"))
+    studio.close()
+    assert not studio.folder.exists()
+
+
+def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli.main(["serve", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a run folder" in err
+    with pytest.raises(UserError, match="no such folder"):
+        serve.find_models([], str(tmp_path / "nope"))
+
+
+def test_runs_folder_offers_every_run_once(tmp_path):
+    from lstmusic.compose import bundled_run_dir
+
+    for name in ("a", "b/c"):
+        shutil.copytree(bundled_run_dir(), tmp_path / name)
+    (tmp_path / "a" / "last").mkdir()
+    shutil.copy(bundled_run_dir() / "config.json", tmp_path / "a" / "last")
+    models = serve.find_models([str(tmp_path / "a")], str(tmp_path))
+    assert [m.name for m in models[1:]] == ["a", "c"]
+    assert models[1].tokenizer == "remi" and models[1].val_nll is not None
+
+
+# ---------------------------------------------------------------- the page, in Chromium
+def _playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: install playwright and chromium")
+        pytest.skip("needs the playwright package and Debian's chromium")
+    return sync_playwright
+
+
+def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
+    sync_playwright = _playwright()
+    base, _ = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        problems = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("requestfailed", lambda req: problems.append(req.url))
+        page.goto(base + "/")
+        page.wait_for_selector("#model option", state="attached")
+        assert "remi" in page.inner_text("#model-info")
+        page.fill("#bars", "4")
+        page.fill("#seed", "77")
+        page.click("text=Generate")
+        page.wait_for_function(
+            "() => { const a = document.querySelector('.variation audio');"
+            " return a !== null && a.readyState >= 2 && a.duration > 1; }", timeout=60_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.variation img.roll');"
+            " return i !== null && i.complete && i.naturalWidth > 100; }", timeout=30_000)
+        assert "made in" in page.inner_text(".job-stage")
+        assert "--seed 77" in page.text_content(".command")
+        link = page.locator(".download").first
+        assert link.inner_text() == "Download MIDI"
+        with page.expect_download() as download:
+            link.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.name == "lstmusic-77-1.mid" and saved.read_bytes().startswith(b"MThd")
+        assert symusic.Score(str(saved)).note_num() > 0
+
+        # A second click lands above the first; a bad upload is a message on the page.
+        page.fill("#seed", "78")
+        page.click("text=Generate")
+        page.wait_for_function("() => document.querySelectorAll('.variation audio').length == 2",
+                               timeout=60_000)
+        titles = page.locator(".job-title").all_inner_texts()
+        assert "seed 78" in titles[0] and "seed 77" in titles[1]
+        page.set_input_files("#prime", files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                               "buffer": b"not music"}])
+        page.click("text=Generate")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "notes.txt: not a MIDI file" in page.inner_text("#error")
+        page.screenshot(path=str(ARTIFACTS / "studio.png"), full_page=True)
+        browser.close()
+    assert not problems, problems
