@@ -210,10 +210,19 @@ class Studio:
     def __init__(self, models: list[ModelEntry], soundfont: str | None = None):
         from lstmusic.render import find_soundfont
 
+        # Without FluidSynth or a SoundFont the studio still composes and draws; the page
+        # then shows no player and `audio_missing` says what to install.
+        self.soundfont, self.audio_missing = None, ""
         if shutil.which("fluidsynth") is None:
-            raise UserError("the studio plays audio through FluidSynth, which is not installed "
-                            "(Debian: apt-get install fluidsynth fluid-soundfont-gm)")
-        self.soundfont = find_soundfont(soundfont)
+            self.audio_missing = ("no audio: FluidSynth is not installed (Debian: apt-get "
+                                  "install fluidsynth fluid-soundfont-gm)")
+        else:
+            try:
+                self.soundfont = find_soundfont(soundfont)
+            except UserError as exc:
+                if soundfont:
+                    raise
+                self.audio_missing = f"no audio: {exc}"
         self.models = {m.id: m for m in models}
         self.folder = Path(tempfile.mkdtemp(prefix="lstmusic-studio-"))
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -345,10 +354,12 @@ class Studio:
         for i, piece in enumerate(pieces, 1):
             stem = job.folder / f"variation-{i}"
             write_piece(piece, stem.with_suffix(".mid"))
-            self._stage(job, f"rendering audio {i}/{len(pieces)}", 0.5 + (i - 1) * 2 * share)
-            t = time.perf_counter()
-            render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
-            audio_s += time.perf_counter() - t
+            if self.soundfont:
+                self._stage(job, f"rendering audio {i}/{len(pieces)}",
+                            0.5 + (i - 1) * 2 * share)
+                t = time.perf_counter()
+                render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
+                audio_s += time.perf_counter() - t
             self._stage(job, f"drawing piano roll {i}/{len(pieces)}",
                         0.5 + (i - 0.5) * 2 * share)
             t = time.perf_counter()
@@ -356,7 +367,7 @@ class Studio:
                      f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
             plot_piano_roll(piece.score, stem.with_suffix(".png"), title)
             plot_s += time.perf_counter() - t
-            job.results.append(self._result(job, i, piece.report, entry))
+            job.results.append(self._result(job, i, piece.report, entry, bool(self.soundfont)))
         job.timings.update(audio_s=round(audio_s, 3), plot_s=round(plot_s, 3),
                            total_s=round(time.perf_counter() - t0, 3),
                            ms_per_token=report["ms_per_token"])
@@ -374,11 +385,11 @@ class Studio:
             job.stage, job.progress = stage, progress
 
     @staticmethod
-    def _result(job: Job, index: int, report: dict, entry: ModelEntry) -> dict:
+    def _result(job: Job, index: int, report: dict, entry: ModelEntry, audio: bool) -> dict:
         req = job.request
         base = f"/api/jobs/{job.id}/{index}"
         keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs")
-        return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav",
+        return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
                 "png": f"{base}/png", "download_name": f"lstmusic-{req.seed}-{index}.mid",
                 "seed": req.seed, "command": reproduce_command(req, entry, index),
                 "figures": {k: report[k] for k in keep if k in report}}
@@ -450,7 +461,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
         return {"models": [m.public() for m in studio.models.values()],
                 "instruments": instruments(),
                 "limits": {k: asdict(v) for k, v in LIMITS.items()},
-                "max_upload_bytes": MAX_UPLOAD_BYTES}
+                "max_upload_bytes": MAX_UPLOAD_BYTES, "audio_missing": studio.audio_missing}
 
     @app.post("/api/generate")
     async def generate(request: HttpRequest):
@@ -505,6 +516,8 @@ def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
         print(f"lstmusic studio: http://{host}:{port}  (bound to {host}: {where}; "
               f"--host 0.0.0.0 to share)")
         print(f"models: {names}. Ctrl-C stops it and deletes its files ({studio.folder}).")
+        if studio.audio_missing:
+            print(f"lstmusic serve: {studio.audio_missing}; pieces get a piano roll and MIDI")
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         studio.close()

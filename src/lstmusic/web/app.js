@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const STORE = "lstmusic-studio-jobs"; // this tab's earlier jobs, so a reload keeps them
 let models = [];
+let audioMissing = ""; // why the studio renders no audio, if it cannot
 
 function randomSeed() {
   return Math.floor(Math.random() * 2147483647);
@@ -40,6 +41,7 @@ async function init() {
   const res = await fetch("/api/models");
   const info = await res.json();
   models = info.models;
+  audioMissing = info.audio_missing;
   for (const m of models) $("model").add(new Option(`${m.name} (${m.tokenizer})`, m.id));
   info.instruments.forEach((name, i) => $("program").add(new Option(name, i)));
   $("model").addEventListener("change", fillStyles);
@@ -138,7 +140,9 @@ function variation(r, count) {
   const el = $("variation-template").content.firstElementChild.cloneNode(true);
   el.querySelector(".variation-title").textContent =
     count > 1 ? `Variation ${r.index} (seed ${r.seed})` : `Seed ${r.seed}`;
-  el.querySelector("audio").src = r.wav;
+  if (r.wav) el.querySelector("audio").src = r.wav;
+  else el.querySelector("audio").replaceWith(Object.assign(document.createElement("p"),
+    { className: "hint", textContent: audioMissing }));
   el.querySelector("img").src = r.png;
   const link = el.querySelector(".download");
   link.href = r.midi;
