@@ -5,8 +5,8 @@ In one run, on the same machine:
            Playwright; the bundled model, 16 bars, one variation. The first click (which
            loads the model) is shown apart; then --clicks clicks with fresh seeds, each timed
            from the click until the new <audio> element can play (readyState >= 3) and its
-           piano roll has loaded. The server's own split (composing, audio, piano roll)
-           comes from the job's timings.
+           piano roll has loaded. The server's own split (composing; audio and piano roll,
+           made side by side) comes from the job's timings.
   CLI:     the same piece from the command line, `lstmusic generate --bars 16 --audio --plot`,
            a new process each time (imports and model load included): what the studio saves.
 
@@ -107,8 +107,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     for i, (t, s) in enumerate(zip(times, splits, strict=True), 1):
-        say(f"click {i}: {t:5.2f} s  (server: composing {s['compose_s']:.2f} s, audio "
-            f"{s['audio_s']:.2f} s, piano roll {s['plot_s']:.2f} s, total {s['total_s']:.2f} s)")
+        say(f"click {i}: {t:5.2f} s  (server: composing {s['compose_s']:.2f} s, audio and piano "
+            f"roll {s['render_s']:.2f} s, total {s['total_s']:.2f} s)")
     median = statistics.median(times)
     server = statistics.median(s["total_s"] for s in splits)
     say(f"median click to audio: {median:.2f} s = {median / TARGET_S:.0%} of the {TARGET_S:g} s "

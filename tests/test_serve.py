@@ -127,6 +127,15 @@ def test_generate_gives_midi_wav_and_png_per_variation(server):
     assert midis[0] != midis[1], "two variations came out the same"
 
 
+def test_loop_mode_reports_its_seam(server):
+    base, _ = server
+    status = _generate(base, bars=2, seed=4, loop=1, style="bach")
+    figures = status["results"][0]["figures"]
+    assert figures["bars"] == 2 and figures["loop"]["wrap_nll"] > 0
+    assert "--loop" in status["results"][0]["command"]
+    assert "--style bach" in status["results"][0]["command"]
+
+
 def test_the_shown_command_reproduces_the_served_midi(server, tmp_path, monkeypatch):
     base, _ = server
     status = _generate(base, bars=4, seed=321, temperature=1.1, top_p=0.9)

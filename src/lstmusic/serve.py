@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -349,26 +350,37 @@ class Studio:
         t1 = time.perf_counter()
         pieces, report = composer.generate(cfg)
         job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
-        audio_s = plot_s = 0.0
-        share = 0.45 / len(pieces)
-        for i, piece in enumerate(pieces, 1):
-            stem = job.folder / f"variation-{i}"
+        t1 = time.perf_counter()
+        stems = [job.folder / f"variation-{i}" for i in range(1, len(pieces) + 1)]
+        for piece, stem in zip(pieces, stems, strict=True):
             write_piece(piece, stem.with_suffix(".mid"))
-            if self.soundfont:
-                self._stage(job, f"rendering audio {i}/{len(pieces)}",
-                            0.5 + (i - 1) * 2 * share)
-                t = time.perf_counter()
-                render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
-                audio_s += time.perf_counter() - t
-            self._stage(job, f"drawing piano roll {i}/{len(pieces)}",
-                        0.5 + (i - 0.5) * 2 * share)
-            t = time.perf_counter()
-            title = (f"{entry.name}: variation {i}, {piece.report['bars']} bars, "
-                     f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
-            plot_piano_roll(piece.score, stem.with_suffix(".png"), title)
-            plot_s += time.perf_counter() - t
-            job.results.append(self._result(job, i, piece.report, entry, bool(self.soundfont)))
-        job.timings.update(audio_s=round(audio_s, 3), plot_s=round(plot_s, 3),
+        steps = len(pieces) * (2 if self.soundfont else 1)
+        done = []
+
+        def tick(what: str) -> None:
+            with self._lock:
+                done.append(what)
+                job.stage, job.progress = what, 0.5 + 0.5 * len(done) / steps
+
+        # FluidSynth runs as its own process, so the WAVs render while this thread draws the
+        # piano rolls: on 2 cores that overlaps most of the two.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            audio = [pool.submit(render_audio, stem.with_suffix(".mid"),
+                                 stem.with_suffix(".wav"), self.soundfont)
+                     for stem in stems] if self.soundfont else []
+            for i, fut in enumerate(audio, 1):
+                fut.add_done_callback(lambda _, i=i: tick(f"audio {i}/{len(pieces)} rendered"))
+            self._stage(job, "rendering audio and piano rolls", 0.5)
+            for i, (piece, stem) in enumerate(zip(pieces, stems, strict=True), 1):
+                title = (f"{entry.name}: variation {i}, {piece.report['bars']} bars, "
+                         f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
+                plot_piano_roll(piece.score, stem.with_suffix(".png"), title)
+                tick(f"piano roll {i}/{len(pieces)} drawn")
+            for fut in audio:
+                fut.result()  # a rendering error surfaces here, as the job's error
+        job.results = [self._result(job, i, piece.report, entry, bool(self.soundfont))
+                       for i, piece in enumerate(pieces, 1)]
+        job.timings.update(render_s=round(time.perf_counter() - t1, 3),
                            total_s=round(time.perf_counter() - t0, 3),
                            ms_per_token=report["ms_per_token"])
         self._stage(job, "done", 1.0)
@@ -388,7 +400,8 @@ class Studio:
     def _result(job: Job, index: int, report: dict, entry: ModelEntry, audio: bool) -> dict:
         req = job.request
         base = f"/api/jobs/{job.id}/{index}"
-        keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs")
+        keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
+                "loop")
         return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
                 "png": f"{base}/png", "download_name": f"lstmusic-{req.seed}-{index}.mid",
                 "seed": req.seed, "command": reproduce_command(req, entry, index),

@@ -120,7 +120,7 @@ function update(card, status) {
   let stage = status.stage;
   if (status.state === "done") {
     stage = `made in ${t.total_s.toFixed(1)} s (composing ${t.compose_s.toFixed(1)} s, ` +
-      `audio ${t.audio_s.toFixed(1)} s, piano roll ${t.plot_s.toFixed(1)} s)`;
+      `audio and piano roll ${t.render_s.toFixed(1)} s)`;
   }
   card.querySelector(".job-stage").textContent = stage;
   if (status.state === "error") {
@@ -148,8 +148,12 @@ function variation(r, count) {
   link.href = r.midi;
   link.download = r.download_name;
   const f = r.figures;
-  el.querySelector(".figures").textContent =
-    `${f.bars} bars, ${f.notes} notes, ${f.distinct_pitches} pitches, ${f.seconds} s`;
+  let figures = `${f.bars} bars, ${f.notes} notes, ${f.distinct_pitches} pitches, ${f.seconds} s`;
+  if (f.loop) {
+    figures += `; loop seam ${f.loop.wrap_nll.toFixed(2)} nats/token against ` +
+      `${f.loop.median_bar_nll.toFixed(2)} for the median bar`;
+  }
+  el.querySelector(".figures").textContent = figures;
   el.querySelector(".command").textContent = r.command;
   return el;
 }
