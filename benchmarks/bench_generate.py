@@ -4,7 +4,8 @@ In one run, on the same machine:
   speed:     ms per generated token at batch 1 with the `classic` preset (3 x 512 LSTM, the
              original's size; untrained weights time the same as trained ones) on the classic
              tokenizer (one token = one note or chord, as in the original), through the public
-             API (`Composer.generate(tokens=K)`), and the raw `MusicLSTM.step` cost; against
+             API (`Composer.generate(tokens=K)`), the bare `Stepper.step` it runs per token and
+             the `MusicLSTM.step` (nn.LSTM) that the Stepper replaces there; against
              the Keras re-implementation's loop (`model.predict` on the whole 100-token window
              per note, argmax), run in its own venv (../shared/baselines/keras_reference.py);
   batching:  tokens/s with n=16 pieces sampled together against n=1;
@@ -99,6 +100,12 @@ def weight_bytes(model) -> int:
     return 4 * (lstm + model.cfg.embed_dim + head)
 
 
+def stepper_bytes(stepper) -> int:
+    """The same for a `Stepper`: one row of its layer-0 table replaces W_ih0 and the embedding."""
+    mats = [*stepper.w_hh, *stepper.w_ih[1:], *stepper.bias[1:], stepper.head_w, stepper.head_b]
+    return 4 * (sum(m.numel() for m in mats) + 2 * stepper.table.shape[1])  # + a style row
+
+
 # ---------------------------------------------------------------- lstmusic timings
 def time_generate(composer, n: int, tokens: int, repeats: int) -> dict:
     """Median ms per step (per token of one piece) and tokens/s of `generate(tokens=K)`,
@@ -115,29 +122,42 @@ def time_generate(composer, n: int, tokens: int, repeats: int) -> dict:
             "tokens_per_s": statistics.median(tps), "resampled_bars": resampled}
 
 
-def time_step(torch, model, batch: int, steps: int, repeats: int, onednn: bool = True) -> float:
+def time_step(torch, model, batch: int, steps: int, repeats: int, onednn: bool = True,
+              stepper=None) -> float:
     """Median ms of one bare `model.step` at this batch size (no grammar, no sampling);
-    onednn=False times the same call with torch's oneDNN (mkldnn) kernels switched off."""
+    onednn=False times the same call with torch's oneDNN (mkldnn) kernels switched off; with
+    a `Stepper`, its `step` instead (what `Composer.generate` runs per token)."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(3, model.cfg.vocab_size, (batch,), generator=gen)
     style = torch.zeros(batch, dtype=torch.long)
     state = None
     with torch.no_grad(), torch.backends.mkldnn.flags(enabled=onednn):
+        _, state = model.step(ids, style, state)
+        if stepper is not None:
+            stepper.start(style, state)
+
+        def step():
+            nonlocal state
+            if stepper is not None:
+                stepper.step(ids)
+            else:
+                _, state = model.step(ids, style, state)
+
         for _ in range(10):
-            _, state = model.step(ids, style, state)
+            step()
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             for _ in range(steps):
-                _, state = model.step(ids, style, state)
+                step()
             times.append(1000 * (time.perf_counter() - t0) / steps)
     return statistics.median(times)
 
 
 def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list[dict]:
-    """generate(tokens=K) and a bare step with 1 and 2 torch threads at n=1 and n=16; the
-    configurations take turns within each repeat, so a change in the machine's load falls
-    on all of them alike."""
+    """generate(tokens=K) and its bare Stepper step with 1 and 2 torch threads at n=1 and
+    n=16; the configurations take turns within each repeat, so a change in the machine's load
+    falls on all of them alike."""
     threads0 = torch.get_num_threads()
     configs = [(t, n) for t in (1, 2) for n in (1, 16)]
     ms = {c: [] for c in configs}
@@ -152,7 +172,8 @@ def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list
             _, report = composer.generate(n=n, tokens=tokens, seed=r, guard=False)
             ms[(t, n)].append(report["ms_per_token"])
             tps[(t, n)].append(report["tokens_per_s"])
-            raw[(t, n)].append(time_step(torch, composer.model, n, steps, 1))
+            raw[(t, n)].append(time_step(torch, composer.model, n, steps, 1,
+                                         stepper=composer.stepper))
     torch.set_num_threads(threads0)
     return [{"threads": t, "n": n, "ms_per_step": statistics.median(ms[(t, n)]),
              "tokens_per_s": statistics.median(tps[(t, n)]),
@@ -345,6 +366,9 @@ def main() -> None:
 
         s1_off = time_step(torch, model, 1, step_steps, repeats, onednn=False)
         s16_off = time_step(torch, model, 16, step_steps, repeats, onednn=False)
+        f1 = time_step(torch, model, 1, step_steps, repeats, stepper=composer.stepper)
+        f16 = time_step(torch, model, 16, step_steps, repeats, stepper=composer.stepper)
+        fbytes = stepper_bytes(composer.stepper)
         print("timing torch threads 1 and 2 ...", flush=True)
         thread_rows = thread_table(torch, composer, tokens, step_steps, repeats)
 
@@ -381,15 +405,17 @@ def main() -> None:
         line += (f"  -> {ref_ms / g1['ms_per_token']:7.1f}x faster  "
                  f"(target >= {TARGET_SPEEDUP}x)")
     print(line)
-    line = f"lstmusic raw model.step, batch 1   : {s1:9.3f} ms/token"
-    if ref_ms:
-        line += f"  -> {ref_ms / s1:7.1f}x faster"
-    print(line)
+    for name, ms in (("Stepper.step", f1), ("raw model.step", s1)):  # generate's; nn.LSTM
+        line = f"lstmusic {name + ', batch 1':26s}: {ms:9.3f} ms/token"
+        if ref_ms:
+            line += f"  -> {ref_ms / ms:7.1f}x faster"
+        print(line)
     print()
     print("== batching (same model)")
     print(f"n=1 : {g1['tokens_per_s']:9.1f} tokens/s   ({g1['ms_per_token']:.3f} ms per step)")
     print(f"n=16: {g16['tokens_per_s']:9.1f} tokens/s   ({g16['ms_per_token']:.3f} ms per step, "
-          f"raw step {s16:.3f} ms)  -> {g16['tokens_per_s'] / g1['tokens_per_s']:.1f}x the "
+          f"Stepper.step {f16:.3f} ms, model.step {s16:.3f} ms)  -> "
+          f"{g16['tokens_per_s'] / g1['tokens_per_s']:.1f}x the "
           "tokens/s of n=1")
     print()
     print(f"== against the physical limit (batch 1 streams {wbytes / 1e6:.1f} MB of float32 "
@@ -402,14 +428,18 @@ def main() -> None:
           f"cache) -> {limit_cache:.3f} ms/token")
     print(f"measured: raw step {s1:.3f} ms = {s1 / limit_copy:.2f}x the copy limit; "
           f"Composer {g1['ms_per_token']:.3f} ms = {g1['ms_per_token'] / limit_copy:.2f}x")
+    limit_fast = limit_copy * fbytes / wbytes
+    print(f"the Stepper reads {fbytes / 1e6:.1f} MB per token (layer 0's input weights are a "
+          f"table row): limit {limit_fast:.3f} ms/token, measured {f1:.3f} ms = "
+          f"{f1 / limit_fast:.2f}x")
     print(f"diagnostic: raw step with torch's oneDNN (mkldnn) off: {s1_off:.3f} ms at batch 1 "
           f"({s1_off / limit_copy:.2f}x the limit), {s16_off:.3f} ms at batch 16")
     print()
     print(f"== torch threads (classic, generate tokens={tokens}, median of {repeats})")
-    print("threads   n   ms/step   tokens/s   raw step ms")
+    print("threads   n   ms/step   tokens/s   Stepper.step ms")
     for r in thread_rows:
         print(f"{r['threads']:7d} {r['n']:3d} {r['ms_per_step']:9.3f} {r['tokens_per_s']:10.1f} "
-              f"{r['raw_step_ms']:12.3f}")
+              f"{r['raw_step_ms']:16.3f}")
     if ref_ms:
         one = next(r for r in thread_rows if r["threads"] == 1 and r["n"] == 1)
         print(f"(Keras {ref_ms:.2f} ms/note / Composer with 1 thread {one['ms_per_step']:.3f} "
@@ -442,6 +472,7 @@ def main() -> None:
         "ms_per_token_n1": g1["ms_per_token"], "ms_per_token_n1_best": g1["ms_per_token_best"],
         "raw_step_ms_b1": round(s1, 4), "raw_step_ms_b16": round(s16, 4),
         "raw_step_ms_b1_onednn_off": round(s1_off, 4),
+        "stepper_ms_b1": round(f1, 4), "stepper_ms_b16": round(f16, 4), "stepper_bytes": fbytes,
         "raw_step_ms_b16_onednn_off": round(s16_off, 4),
         "tokens_per_s_n1": g1["tokens_per_s"], "tokens_per_s_n16": g16["tokens_per_s"],
         "n16_over_n1": round(g16["tokens_per_s"] / g1["tokens_per_s"], 2),
@@ -463,6 +494,7 @@ def main() -> None:
             "keras_wall_s": ref["wall_s"],
             "speedup_composer": round(ref_ms / g1["ms_per_token"], 1),
             "speedup_raw_step": round(ref_ms / s1, 1),
+            "speedup_stepper": round(ref_ms / f1, 1),
             "keras_distinct_generated": ref["distinct_generated"],
             "keras_collapse": ref_fig,
         })

@@ -7,7 +7,7 @@ import torch
 
 from lstmusic import checkpoint
 from lstmusic.errors import UserError
-from lstmusic.model import PRESETS, ModelConfig, MusicLSTM
+from lstmusic.model import PRESETS, ModelConfig, MusicLSTM, Stepper
 
 
 def test_forward_predicts_every_position_and_step_matches_it():
@@ -21,6 +21,25 @@ def test_forward_predicts_every_position_and_step_matches_it():
     for t in range(12):  # one step at a time, carrying the state, gives the same logits
         step_logits, state = model.step(ids[:, t], style, state)
         torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_the_stepper_matches_the_lstm_step():
+    """The inference layout (gate order, transposed weights, layer 0 as a table, the style
+    added once) gives nn.LSTM's logits and state, through layers above the first too."""
+    torch.manual_seed(0)
+    model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=50, n_styles=3, layers=3,
+                                              embed_dim=32, hidden_dim=48)).eval()
+    torch.nn.init.normal_(model.style.weight)
+    style = torch.tensor([0, 2])
+    _, state = model(torch.randint(0, 50, (2, 5)), style)  # a prime, as compose runs it
+    stepper = Stepper(model)
+    stepper.start(style, state)
+    for _ in range(12):
+        ids = torch.randint(0, 50, (2,))
+        want, state = model.step(ids, style, state)
+        got = stepper.step(ids)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close((stepper.h, stepper.c), state, rtol=1e-5, atol=1e-5)
 
 
 def test_styles_steer_the_prediction():

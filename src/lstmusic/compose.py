@@ -15,6 +15,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from lstmusic import checkpoint, metrics, midi_io
 from lstmusic.config import BOS, EOS, PAD, GenerateConfig
 from lstmusic.errors import BadFile, UserError
 from lstmusic.grammar import Grammar
+from lstmusic.model import Stepper
 from lstmusic.tokenizer import tokenizer_from_dict
 
 MAX_SAME_PITCH = metrics.COLLAPSE_SAME_PITCH  # a longer run of one pitch is collapse
@@ -116,52 +118,64 @@ class Composer:
         return out, report
 
     # ------------------------------------------------------------ sampling
-    @torch.no_grad()
+    @cached_property
+    def stepper(self) -> Stepper:
+        """The model's weights laid out for one step at a time, made once per Composer."""
+        return Stepper(self.model)
+
+    @torch.inference_mode()  # lighter than no_grad for the ~80 small tensor ops a token
     def _sample(self, cfg, prime: list[int], style: int, n: int, bars: int, gen) -> list[dict]:
         """n rows of new token ids, each `bars` bars long (or `cfg.tokens` tokens)."""
         g, dev = self.grammar, self.device
-        model = self.model
         head = torch.tensor([[BOS] + prime] * n, device=dev)
         styles = torch.full((n,), style, device=dev)
-        logits, state = model(head, styles)
+        logits, state = self.model(head, styles)
         logits = logits[:, -1].float()
+        stepper = self.stepper
+        stepper.start(styles, state)
+        state = stepper.h, stepper.c  # updated in place by each step
         gs = g.initial_state(n)
         for t in prime:
             gs = g.advance(gs, torch.full((n,), t, device=dev))
-        bars0, start_tick = gs.bars.clone(), gs.bar_start.clone()
+        bars0, start_tick = gs.bars.tolist(), gs.bar_start.clone()
         limit = cfg.tokens or bars * 400  # a hard cap: no bar is 400 tokens long
         ids = [[] for _ in range(n)]
         marks = [[0] for _ in range(n)]  # where each bar starts
         snaps = [self._snap(b, state, logits, gs, 0) for b in range(n)]
         retries, resampled = [0] * n, [0] * n
-        done = torch.zeros(n, dtype=torch.bool, device=dev)
-        explore = torch.zeros(n, dtype=torch.bool, device=dev)  # rows redoing a bar
-        while not bool(done.all()):
-            lengths = torch.tensor([len(r) for r in ids], device=dev)
-            full = (lengths >= cfg.tokens) if cfg.tokens else (gs.bars - bars0 >= bars)
-            full |= lengths >= limit
-            going = g.mask(gs)
-            going[:, EOS] = False  # no ending before the length asked for
-            allowed = torch.where((full | done)[:, None], g.finish_mask(gs), going)
-            tok = _pick(logits, allowed, cfg, gen, explore)
-            tok = torch.where(done, torch.full_like(tok, EOS), tok)
-            before = gs.bars.clone()
+        # Per-row flags and counts are Python lists, made tensors only when some row needs
+        # one: at batch 1 each small tensor op or element read costs microseconds, and a
+        # whole step of the network only ~0.4 ms.
+        done, explore = [False] * n, [False] * n  # explore: rows redoing a bar
+        while not all(done):
+            before = gs.bars.tolist()
+            full = [len(r) >= limit or (len(r) >= cfg.tokens if cfg.tokens else c - c0 >= bars)
+                    for r, c, c0 in zip(ids, before, bars0, strict=True)]
+            allowed = g.mask(gs)
+            allowed[:, EOS] = False  # no ending before the length asked for
+            ending = [f or d for f, d in zip(full, done, strict=True)]
+            if any(ending):
+                ending = torch.tensor(ending, device=dev)[:, None]
+                allowed = torch.where(ending, g.finish_mask(gs), allowed)
+            rewound = torch.tensor(explore, device=dev) if any(explore) else None
+            tok = _pick(logits, allowed, cfg, gen, rewound)
+            if any(done):
+                tok = torch.where(torch.tensor(done, device=dev), EOS, tok)
             gs = g.advance(gs, tok)
-            logits, state = model.step(tok, styles, state)
-            logits = logits.float()
-            for b in range(n):
+            logits = stepper.step(tok)
+            after = gs.bars.tolist()
+            for b, t in enumerate(tok.tolist()):
                 if done[b]:
                     continue
-                t = int(tok[b])
                 if t == EOS:
                     done[b] = True
                     continue
                 ids[b].append(t)
-                if gs.bars[b] == before[b] or full[b]:
+                if after[b] == before[b] or full[b]:
                     continue
                 # The bar just completed ends before a REMI Bar token (which opens the next).
                 end = len(ids[b]) - (t == self.bar_id)
-                jump = int(gs.bars[b] - before[b])  # > 1: a rest over a whole bar
+                jump = after[b] - before[b]  # > 1: a rest over a whole bar
                 # Silence by the clock: held notes are not silence, a rest across bars is
                 # (classic tokens each sound a note or chord, and the grammar keeps no clock
                 # of note ends for them).
@@ -172,7 +186,7 @@ class Composer:
                     retries[b] += 1
                     resampled[b] += 1
                     explore[b] = True
-                    state, logits, gs = self._restore(b, snaps[b], state, logits, gs)
+                    gs = self._restore(b, snaps[b], state, logits, gs)
                     del ids[b][snaps[b]["len"]:]
                     continue
                 retries[b] = 0
@@ -183,7 +197,7 @@ class Composer:
         for b in range(n):
             row = ids[b]
             rows.append({"ids": row, "marks": marks[b], "steps": len(row),
-                         "bars": int(gs.bars[b] - bars0[b]),
+                         "bars": int(gs.bars[b]) - bars0[b],
                          # where the last whole bar ends, in beats from the prime's end
                          "end_beats": float(gs.bar_start[b] - start_tick[b]) / g.tpq,
                          "prime_beats": float(start_tick[b]) / g.tpq,
@@ -197,16 +211,15 @@ class Composer:
 
     @staticmethod
     def _restore(b, snap, state, logits, gs):
-        h, c = state[0].clone(), state[1].clone()
-        h[:, b], c[:, b] = snap["h"], snap["c"]
-        logits = logits.clone()
+        """Row b back at its snapshot: the state and logits in place, the grammar state new."""
+        state[0][:, b], state[1][:, b] = snap["h"], snap["c"]
         logits[b] = snap["logits"]
         new = {}
         for f in fields(gs):
             value = getattr(gs, f.name).clone()
             value[b] = snap["gs"][f.name]
             new[f.name] = value
-        return (h, c), logits, replace(gs, **new)
+        return replace(gs, **new)
 
     def _degenerate(self, ids: list[int], marks: list[int], end: int) -> bool:
         """Whether the bar just completed, ids[marks[-1]:end], makes the piece degenerate:
@@ -371,10 +384,11 @@ class Composer:
 @contextmanager
 def _cpu_steps(device):
     """Sample on one CPU thread with oneDNN off. A step is a few matrix-vector products:
-    too small to share among threads (threads waiting on each other made steps several
-    times slower whenever other work kept the cores busy), and oneDNN's LSTM re-lays-out
-    every weight matrix on each call, which at one token per call cost ~6x the step itself
-    (both measured in benchmarks/bench_generate.py)."""
+    too small to share among threads (a second thread made the `Stepper` no faster on an
+    idle machine, and threads waiting on each other made steps several times slower whenever
+    other work kept the cores busy); and oneDNN's LSTM, which still runs the prime and scores
+    loops, re-lays-out every weight matrix on each call: a one-token call took ~8x as long
+    with it as without (both measured in benchmarks/bench_generate.py)."""
     if device.type != "cpu":
         yield
         return
@@ -405,7 +419,8 @@ def _pick(logits, allowed, cfg, gen, explore=None) -> torch.Tensor:
         if explore is None or not bool(explore.any()):
             return best
         return torch.where(explore, _pick(logits, allowed, replace(cfg, greedy=False), gen), best)
-    logits = logits / cfg.temperature
+    if cfg.temperature != 1.0:  # x / 1.0 is x: skip the op
+        logits = logits / cfg.temperature
     if cfg.top_k:
         kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), -1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -414,7 +429,7 @@ def _pick(logits, allowed, cfg, gen, explore=None) -> torch.Tensor:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p  # keep the first token always
         sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        probs = probs.scatter_(-1, order, sorted_p)  # `order` covers every column
     return torch.multinomial(probs.cpu(), 1, generator=gen)[:, 0].to(logits.device)
 
 
