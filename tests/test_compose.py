@@ -63,6 +63,18 @@ def test_the_same_seed_gives_the_same_bytes(run_dir, tmp_path):
     assert (tmp_path / "a-2.mid").read_bytes() != a  # the batch's pieces differ
 
 
+def test_progress_is_reported_without_changing_the_music(run_dir):
+    composer = Composer.load(run_dir)
+    shares = []
+    with_progress, _ = composer.generate(bars=8, seed=9, progress=shares.append)
+    without, _ = composer.generate(bars=8, seed=9)
+    assert with_progress[0].ids == without[0].ids
+    assert len(shares) >= 2 and shares == sorted(shares) and 0 < shares[-1] <= 1
+    looped = []
+    composer.generate(bars=2, seed=9, loop=True, progress=looped.append)
+    assert looped and max(looped) <= 0.9
+
+
 class _LSTMSteps:
     """`MusicLSTM.step` behind the `Stepper` interface: the reference for the fast path."""
 

@@ -127,6 +127,21 @@ def test_generate_gives_midi_wav_and_png_per_variation(server):
     assert midis[0] != midis[1], "two variations came out the same"
 
 
+def test_long_work_shows_progress(server):
+    base, _ = server
+    code, status = _submit(base, bars=64, variations=4, seed=8)
+    seen = []
+    while status["state"] not in ("done", "error"):
+        seen.append((status["stage"], status["progress"]))
+        time.sleep(0.01)
+        status = json.loads(_call(f"{base}/api/jobs/{status['job']}")[1])
+    assert status["state"] == "done"
+    progress = [p for _, p in seen]
+    assert progress == sorted(progress), "progress went backwards"
+    assert any(stage == "composing" and 0.05 < p < 0.5 for stage, p in seen), seen
+    assert any(stage.startswith(("audio", "piano roll")) for stage, _ in seen), seen
+
+
 def test_loop_mode_reports_its_seam(server):
     base, _ = server
     status = _generate(base, bars=2, seed=4, loop=1, style="bach")
@@ -245,7 +260,7 @@ def test_errors_while_composing_reach_the_page_as_one_line(server, tmp_path, mon
         def __init__(self, exc):
             self.exc = exc
 
-        def generate(self, cfg):
+        def generate(self, cfg, progress=None):
             raise self.exc(f"{cfg.prime}: no notes in its first 1 bars")
 
     monkeypatch.setattr(studio, "_composer", lambda entry: Failing(UserError))

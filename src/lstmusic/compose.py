@@ -33,6 +33,7 @@ MAX_SAME_BARS = 4  # more identical bars in a row than this is a stuck loop
 MAX_RETRIES = 8  # resamples of one bar before it is kept anyway
 MAX_SILENT_BARS = 2  # this long without a sounding note is a piece that stopped
 CLASSIC_BAR = 8  # classic tokens per 4/4 bar: one token every half beat
+PROGRESS_EVERY = 32  # steps between calls of generate's `progress`
 
 
 @dataclass
@@ -77,8 +78,10 @@ class Composer:
         return cls(model, config, Path(run_dir))
 
     # ------------------------------------------------------------ public
-    def generate(self, cfg: GenerateConfig | None = None, **overrides) -> tuple[list, dict]:
-        """(pieces, report) for a GenerateConfig (or its fields as keyword arguments)."""
+    def generate(self, cfg: GenerateConfig | None = None, progress=None,
+                 **overrides) -> tuple[list, dict]:
+        """(pieces, report) for a GenerateConfig (or its fields as keyword arguments).
+        `progress`, if given, is called now and then with the share done so far (0..1)."""
         cfg = replace(cfg or GenerateConfig(), **overrides)
         style = self._style_index(cfg.style)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -90,9 +93,9 @@ class Composer:
         t0 = time.perf_counter()
         with _cpu_steps(self.device):
             if cfg.loop:
-                pieces, loops = self._loop(cfg, prime, style, bars, gen)
+                pieces, loops = self._loop(cfg, prime, style, bars, gen, progress)
             else:
-                rows = self._sample(cfg, prime, style, cfg.n, bars, gen)
+                rows = self._sample(cfg, prime, style, cfg.n, bars, gen, progress)
                 pieces, loops = rows, [None] * cfg.n
         seconds = time.perf_counter() - t0
         out, new_tokens = [], 0
@@ -124,7 +127,8 @@ class Composer:
         return Stepper(self.model)
 
     @torch.inference_mode()  # lighter than no_grad for the ~80 small tensor ops a token
-    def _sample(self, cfg, prime: list[int], style: int, n: int, bars: int, gen) -> list[dict]:
+    def _sample(self, cfg, prime: list[int], style: int, n: int, bars: int, gen,
+                progress=None) -> list[dict]:
         """n rows of new token ids, each `bars` bars long (or `cfg.tokens` tokens)."""
         g, dev = self.grammar, self.device
         head = torch.tensor([[BOS] + prime] * n, device=dev)
@@ -147,8 +151,14 @@ class Composer:
         # one: at batch 1 each small tensor op or element read costs microseconds, and a
         # whole step of the network only ~0.4 ms.
         done, explore = [False] * n, [False] * n  # explore: rows redoing a bar
+        steps = 0
         while not all(done):
             before = gs.bars.tolist()
+            steps += 1
+            if progress and steps % PROGRESS_EVERY == 0:
+                shares = [len(r) / cfg.tokens if cfg.tokens else (c - c0) / bars
+                          for r, c, c0 in zip(ids, before, bars0, strict=True)]
+                progress(min(1.0, sum(shares) / n))
             full = [len(r) >= limit or (len(r) >= cfg.tokens if cfg.tokens else c - c0 >= bars)
                     for r, c, c0 in zip(ids, before, bars0, strict=True)]
             allowed = g.mask(gs)
@@ -241,10 +251,11 @@ class Composer:
         return False
 
     # ------------------------------------------------------------ loop mode
-    def _loop(self, cfg, prime, style, bars, gen):
+    def _loop(self, cfg, prime, style, bars, gen, progress=None):
         """Sample candidates of exactly `bars` bars; keep those whose last bar leads back
         into their first most likely, judged by the model itself."""
-        cands = self._sample(cfg, prime, style, max(8, 4 * cfg.n), bars, gen)
+        cands = self._sample(cfg, prime, style, max(8, 4 * cfg.n), bars, gen,
+                             progress and (lambda share: progress(0.9 * share)))
         scored = []
         for row in cands:
             marks = row["marks"]

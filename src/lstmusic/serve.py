@@ -348,7 +348,8 @@ class Studio:
             prime_bars=req.prime_bars)
         self._stage(job, "composing", 0.05)
         t1 = time.perf_counter()
-        pieces, report = composer.generate(cfg)
+        pieces, report = composer.generate(
+            cfg, progress=lambda share: self._stage(job, "composing", 0.05 + 0.45 * share))
         job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
         t1 = time.perf_counter()
         stems = [job.folder / f"variation-{i}" for i in range(1, len(pieces) + 1)]
