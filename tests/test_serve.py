@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -281,6 +285,37 @@ def test_closing_the_studio_deletes_its_files():
     assert any(studio.folder.rglob("*.mid"))
     studio.close()
     assert not studio.folder.exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_server_deletes_its_folder(how):
+    """`lstmusic serve` as a user runs it: says where it listens, and Ctrl-C (or a service
+    manager's SIGTERM) leaves no files behind."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lstmusic", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in first and "only this computer" in first
+        folder = Path(re.search(r"deletes its files \((.+)\)", proc.stdout.readline())[1])
+        deadline = time.time() + 30
+        while _call_quietly(f"http://127.0.0.1:{port}/api/models") != 200:
+            assert time.time() < deadline and proc.poll() is None, "the studio did not start"
+            time.sleep(0.1)
+        assert folder.is_dir()
+        proc.send_signal(how)
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+    assert "Traceback" not in rest
+    assert not folder.exists(), "the temporary folder outlived the server"
+
+
+def _call_quietly(url: str) -> int | None:
+    try:
+        return _call(url)[0]
+    except OSError:
+        return None
 
 
 def test_without_fluidsynth_the_studio_still_composes_and_draws(monkeypatch):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -532,6 +533,16 @@ def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
         print(f"models: {names}. Ctrl-C stops it and deletes its files ({studio.folder}).")
         if studio.audio_missing:
             print(f"lstmusic serve: {studio.audio_missing}; pieces get a piano roll and MIDI")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # uvicorn stops on SIGTERM and then raises it again; with Python's default handler
+        # that would end the process before `finally` deletes the files.
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         studio.close()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
