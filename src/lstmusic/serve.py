@@ -40,7 +40,7 @@ from lstmusic.errors import BadFile, UserError
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
 MAX_JOBS_KEPT = 200  # older jobs' files are deleted so a long session cannot fill the disk
-POLL_HINT_S = 0.25  # how often the page asks for progress
+POLL_HINT_S = 0.1  # how often the page asks for progress: small JSON, loopback
 KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
 
 
