@@ -373,7 +373,9 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
     with sync_playwright() as p:
         # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        context = browser.new_context(viewport={"width": 1280, "height": 1000},
+                                      accept_downloads=True)
+        page = context.new_page()
         problems = []
         page.on("pageerror", lambda exc: problems.append(str(exc)))
         page.on("requestfailed", lambda req: problems.append(req.url))
@@ -413,5 +415,21 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
         page.wait_for_selector("#error:not([hidden])")
         assert "notes.txt: not a MIDI file" in page.inner_text("#error")
         page.screenshot(path=str(ARTIFACTS / "studio.png"), full_page=True)
+
+        # Two tabs at once: both requests queue, each tab lists only its own result.
+        tabs = [context.new_page() for _ in range(2)]
+        for seed, tab in enumerate(tabs, 90):
+            tab.goto(base + "/")
+            tab.wait_for_selector("#model option", state="attached")
+            tab.fill("#bars", "4")
+            tab.fill("#seed", str(seed))
+        for tab in tabs:
+            tab.click("text=Generate")
+        for seed, tab in enumerate(tabs, 90):
+            tab.wait_for_function("() => document.querySelectorAll('.variation audio')"
+                                  ".length == 1 && document.querySelector('.variation img')"
+                                  ".complete", timeout=60_000)
+            assert f"--seed {seed} " in tab.text_content(".command")
+            assert tab.locator(".job").count() == 1
         browser.close()
     assert not problems, problems

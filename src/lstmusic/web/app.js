@@ -42,7 +42,12 @@ async function init() {
   const info = await res.json();
   models = info.models;
   audioMissing = info.audio_missing;
-  for (const m of models) $("model").add(new Option(`${m.name} (${m.tokenizer})`, m.id));
+  for (const m of models) {
+    let label = `${m.name} · ${m.tokenizer}`;
+    if (m.styles.length) label += ` · ${m.styles.join(", ")}`;
+    if (m.val_nll !== null) label += ` · val ${m.val_nll}`;
+    $("model").add(new Option(label, m.id));
+  }
   info.instruments.forEach((name, i) => $("program").add(new Option(name, i)));
   $("model").addEventListener("change", fillStyles);
   fillStyles();
