@@ -215,3 +215,17 @@ def test_a_classic_run_composes_like_the_original(tmp_path):
     assert max(onsets) < 4 * 4 * tpq and report["pieces"][0]["repairs"] == 0
     # The guard judges classic bars by their notes (it once took every bar for silence).
     assert report["pieces"][0]["resampled_bars"] < 3 * MAX_RETRIES
+
+
+def test_the_guard_sees_a_run_that_ends_inside_the_bar():
+    """A same-pitch run that crosses into a bar and stops there counts as much as one still
+    going at the bar's end (it once looked only at the run ending with the last note)."""
+    composer = Composer.load()  # the bundled REMI model; only its vocabulary matters here
+    c4, d4 = (composer.vocab.index(f"Pitch_{p}") for p in (60, 62))
+    bar = composer.vocab.index("Bar_None")
+    ids = [bar] + [c4] * 5 + [bar] + [c4] * 5 + [d4, d4]
+    start = ids.index(bar, 1)
+    assert composer._longest_run(ids, start, len(ids)) == 10
+    assert composer._degenerate(ids, [0, start], len(ids))
+    assert composer._longest_run(ids, 0, start) == 5
+    assert not composer._degenerate(ids[:start], [0], start)

@@ -236,11 +236,7 @@ class Composer:
         one pitch repeated past MAX_SAME_PITCH notes, a second silent bar in a row, or the
         same bar more than MAX_SAME_BARS times in a row."""
         bar = ids[marks[-1]:end]
-        sounding = [int(p) for p in self.pitch_of[ids[:end]] if p >= 0]
-        run = 1 if sounding else 0
-        while run < len(sounding) and sounding[-run - 1] == sounding[-1]:
-            run += 1
-        if run > MAX_SAME_PITCH and (self.pitch_of[bar] >= 0).any():
+        if self._longest_run(ids, marks[-1], end) > MAX_SAME_PITCH:
             return True
         previous = ids[marks[-2]:marks[-1]] if len(marks) > 1 else None
         silent = not (self.pitch_of[bar] >= 0).any()
@@ -249,6 +245,27 @@ class Composer:
         if len(marks) > MAX_SAME_BARS:
             return all(ids[marks[-k - 1]:marks[-k]] == bar for k in range(1, MAX_SAME_BARS + 1))
         return False
+
+    def _longest_run(self, ids: list[int], start: int, end: int) -> int:
+        """The longest run of one sounding pitch through the notes of ids[start:end], a run
+        that began in earlier bars included: a run that ends inside the bar counts as much
+        as one still going at its end (the metric judges the whole piece the same way)."""
+        bar = [int(p) for p in self.pitch_of[ids[start:end]] if p >= 0]
+        if not bar:
+            return 0
+        run = 0  # how many notes just before the bar sound its first pitch
+        for i in range(start - 1, -1, -1):
+            pitch = self.pitch_of[ids[i]]
+            if pitch < 0:
+                continue
+            if pitch != bar[0] or run > MAX_SAME_PITCH:
+                break
+            run += 1
+        best = run = run + 1
+        for a, b in zip(bar, bar[1:], strict=False):
+            run = run + 1 if a == b else 1
+            best = max(best, run)
+        return best
 
     # ------------------------------------------------------------ loop mode
     def _loop(self, cfg, prime, style, bars, gen, progress=None):
