@@ -157,7 +157,8 @@ def time_step(torch, model, batch: int, steps: int, repeats: int, onednn: bool =
 def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list[dict]:
     """generate(tokens=K) and its bare Stepper step with 1 and 2 torch threads at n=1 and
     n=16; the configurations take turns within each repeat, so a change in the machine's load
-    falls on all of them alike."""
+    falls on all of them alike. (generate itself runs batches under THREADED_BATCH rows on
+    one thread whatever the setting, so its two n=1 rows differ only by noise.)"""
     threads0 = torch.get_num_threads()
     configs = [(t, n) for t in (1, 2) for n in (1, 16)]
     ms = {c: [] for c in configs}
@@ -338,7 +339,7 @@ def main() -> None:
 
     import torch
 
-    from lstmusic.compose import Composer
+    from lstmusic.compose import THREADED_BATCH, Composer
 
     warnings.filterwarnings("ignore", message="TF32 acceleration")  # torch's oneDNN switch
 
@@ -435,7 +436,8 @@ def main() -> None:
     print(f"diagnostic: raw step with torch's oneDNN (mkldnn) off: {s1_off:.3f} ms at batch 1 "
           f"({s1_off / limit_copy:.2f}x the limit), {s16_off:.3f} ms at batch 16")
     print()
-    print(f"== torch threads (classic, generate tokens={tokens}, median of {repeats})")
+    print(f"== torch threads (classic, generate tokens={tokens}, median of {repeats}; generate "
+          f"runs fewer than {THREADED_BATCH} rows on one thread whatever the setting)")
     print("threads   n   ms/step   tokens/s   Stepper.step ms")
     for r in thread_rows:
         print(f"{r['threads']:7d} {r['n']:3d} {r['ms_per_step']:9.3f} {r['tokens_per_s']:10.1f} "

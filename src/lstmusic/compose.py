@@ -34,6 +34,7 @@ MAX_RETRIES = 8  # resamples of one bar before it is kept anyway
 MAX_SILENT_BARS = 2  # this long without a sounding note is a piece that stopped
 CLASSIC_BAR = 8  # classic tokens per 4/4 bar: one token every half beat
 PROGRESS_EVERY = 32  # steps between calls of generate's `progress`
+THREADED_BATCH = 8  # from this many rows on, a step uses torch's threads (see _cpu_steps)
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Composer:
         if cfg.seconds:
             bars = max(1, round(cfg.seconds * tempo / 60 / 4))
         t0 = time.perf_counter()
-        with _cpu_steps(self.device):
+        with _cpu_steps(self.device, _loop_candidates(cfg.n) if cfg.loop else cfg.n):
             if cfg.loop:
                 pieces, loops = self._loop(cfg, prime, style, bars, gen, progress)
             else:
@@ -271,7 +272,7 @@ class Composer:
     def _loop(self, cfg, prime, style, bars, gen, progress=None):
         """Sample candidates of exactly `bars` bars; keep those whose last bar leads back
         into their first most likely, judged by the model itself."""
-        cands = self._sample(cfg, prime, style, max(8, 4 * cfg.n), bars, gen,
+        cands = self._sample(cfg, prime, style, _loop_candidates(cfg.n), bars, gen,
                              progress and (lambda share: progress(0.9 * share)))
         scored = []
         for row in cands:
@@ -409,19 +410,27 @@ class Composer:
 
 
 # ---------------------------------------------------------------- helpers
+def _loop_candidates(n: int) -> int:
+    """Loop mode samples this many candidates to keep the n best seams."""
+    return max(8, 4 * n)
+
+
 @contextmanager
-def _cpu_steps(device):
-    """Sample on one CPU thread with oneDNN off. A step is a few matrix-vector products:
-    too small to share among threads (a second thread made the `Stepper` no faster on an
-    idle machine, and threads waiting on each other made steps several times slower whenever
-    other work kept the cores busy); and oneDNN's LSTM, which still runs the prime and scores
-    loops, re-lays-out every weight matrix on each call: a one-token call took ~8x as long
-    with it as without (both measured in benchmarks/bench_generate.py)."""
+def _cpu_steps(device, batch: int):
+    """Sample with oneDNN off, and on one CPU thread for small batches. A batch-1 step is a
+    few matrix-vector products: too small to share among threads (a second thread made the
+    `Stepper` no faster on an idle machine, and threads waiting on each other made steps
+    several times slower whenever other work kept the cores busy); from THREADED_BATCH rows
+    on, the products are matrix products that threads do share. oneDNN's LSTM, which still
+    runs the prime and scores loops, re-lays-out every weight matrix on each call: a
+    one-token call took ~8x as long with it as without (all measured in
+    benchmarks/bench_generate.py)."""
     if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if batch < THREADED_BATCH:
+        torch.set_num_threads(1)
     try:
         with warnings.catch_warnings():  # torch warns about Intel-GPU TF32 when it is set
             warnings.simplefilter("ignore", UserWarning)
