@@ -172,6 +172,9 @@ def test_the_shown_command_reproduces_the_served_midi(server, tmp_path, monkeypa
     ({"bars": 65}, "bars must be between 1 and 64"),
     ({"bars": "ten"}, "is not a number"),
     ({"bars": 2.5}, "bars must be a whole number"),
+    ({"bars": "nan"}, "is not a number"),
+    ({"seed": "-inf"}, "is not a number"),
+    ({"temperature": "1e309"}, "is not a number"),
     ({"variations": 5}, "variations must be between 1 and 4"),
     ({"temperature": 9}, "temperature must be between"),
     ({"top_p": 0}, "top-p must be between"),
@@ -190,7 +193,8 @@ def test_out_of_range_values_are_refused_with_a_message(server, params, says):
 
 
 def test_bad_uploads_are_refused_with_a_message(server, tmp_path):
-    base, _ = server
+    base, studio = server
+    folders = set(studio.folder.iterdir())
     code, body = _submit(base, b"hello, not music", prime_name="notes.txt")
     assert code == 400 and body["error"] == "notes.txt: not a MIDI file (no MThd header)"
     code, body = _submit(base, b"MThd\x00\x00\x00\x06\x00\x01\x00\x05\x01\xe0MTrk\xff",
@@ -204,6 +208,53 @@ def test_bad_uploads_are_refused_with_a_message(server, tmp_path):
     prime = write_midi(piano_piece(0, bars=4), tmp_path / "p.mid").read_bytes()
     code, body = _submit(base, prime, prime_name="p.mid", loop=1)
     assert code == 400 and "loop" in body["error"]
+    code, body = _submit(base, b"", prime_name="nothing.mid")
+    assert code == 400 and body["error"] == "nothing.mid: the file is empty"
+    assert set(studio.folder.iterdir()) == folders, "a refused upload left files behind"
+
+
+def test_only_the_studios_own_page_may_ask_for_work(server):
+    base, studio = server
+    before = len(studio._jobs)
+    url = f"{base}/api/generate?bars=1"
+    # What a page on another site can send to 127.0.0.1 without the studio's consent.
+    for headers in ({"Content-Type": "text/plain"},
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    {"Content-Type": "application/octet-stream", "Sec-Fetch-Site": "cross-site"}):
+        code, body, _ = _call(url, b"", "POST", headers)
+        assert code == 403 and "own page" in json.loads(body)["error"], headers
+    assert len(studio._jobs) == before
+
+
+def test_a_full_queue_answers_busy(server, monkeypatch):
+    base, _ = server
+    monkeypatch.setattr(serve, "MAX_QUEUED", 0)
+    code, body = _submit(base, bars=1)
+    assert code == 429 and "waiting" in body["error"]
+
+
+def test_a_silent_variation_gets_no_audio_and_the_others_do(server, monkeypatch):
+    base, studio = server
+    real = studio._composer
+
+    class SecondSilent:
+        def __init__(self, composer):
+            self.composer = composer
+
+        def generate(self, cfg, progress=None):
+            pieces, report = self.composer.generate(cfg, progress=progress)
+            for track in pieces[1].score.tracks:
+                track.notes.clear()
+            pieces[1].report["notes"] = 0
+            return pieces, report
+
+    monkeypatch.setattr(studio, "_composer", lambda entry: SecondSilent(real(entry)))
+    status = _generate(base, bars=2, variations=2, seed=3)
+    assert status["state"] == "done", status["error"]
+    first, second = status["results"]
+    assert first["wav"] and _call(base + first["wav"])[0] == 200
+    assert second["wav"] is None and "silent" in second["no_audio"]
+    assert _call(base + second["png"])[0] == 200
 
 
 def test_a_prime_upload_is_continued(server, tmp_path):
@@ -277,6 +328,28 @@ def test_errors_while_composing_reach_the_page_as_one_line(server, tmp_path, mon
     assert "Traceback" in capsys.readouterr().err  # the console has it, the page does not
 
 
+def test_stopping_gives_up_a_long_job_at_once():
+    studio = serve.Studio(serve.find_models())
+    job = studio.submit({"bars": "64", "variations": "4", "loop": "1", "seed": "1"})
+    while studio.status(job.id)["stage"] != "composing":
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    studio.close()
+    assert time.perf_counter() - t0 < 5
+    assert studio.status(job.id)["error"] == "the studio was stopped"
+    assert not studio.folder.exists()
+
+
+def test_the_command_line_is_quoted_and_exact():
+    entry = serve.find_models()[0]
+    settings = serve.Settings(model=entry.id, style="", bars=4, variations=1,
+                              temperature=0.123456789, top_p=0.9, seed=1, loop=False, tempo=0,
+                              program=0, prime_bars=2, prime_name="my song; rm -rf ~.mid")
+    line = serve.reproduce_command(settings, entry, 1)
+    assert "--temperature 0.123456789 " in line
+    assert "--prime 'my song; rm -rf ~.mid' --prime-bars 2" in line
+
+
 def test_closing_the_studio_deletes_its_files():
     studio = serve.Studio(serve.find_models())
     job = studio.submit({"bars": "1", "seed": "1"})
@@ -341,6 +414,30 @@ def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
         serve.find_models([], str(tmp_path / "nope"))
 
 
+def test_a_broken_run_under_runs_is_skipped_with_a_line(tmp_path, capsys):
+    from lstmusic.compose import bundled_run_dir
+
+    shutil.copytree(bundled_run_dir(), tmp_path / "good")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{}")
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"")
+    models = serve.find_models([], str(tmp_path))
+    assert [m.name for m in models[1:]] == ["good"]
+    assert "skipping" in capsys.readouterr().err
+    with pytest.raises(UserError, match="describes no model"):
+        serve.find_models([str(tmp_path / "bad")])
+
+
+def test_a_port_in_use_is_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "choose another --port" in err
+
+
 def test_runs_folder_offers_every_run_once(tmp_path):
     from lstmusic.compose import bundled_run_dir
 
@@ -378,7 +475,9 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
         page = context.new_page()
         problems = []
         page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("requestfailed", lambda req: problems.append(req.url))
+        # A media element stops loading once it has what it needs: an abort is no failure.
+        page.on("requestfailed", lambda req: req.failure == "net::ERR_ABORTED"
+                or problems.append(f"{req.url}: {req.failure}"))
         page.goto(base + "/")
         page.wait_for_selector("#model option", state="attached")
         assert "remi" in page.inner_text("#model-info")
@@ -415,6 +514,13 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
         page.wait_for_selector("#error:not([hidden])")
         assert "notes.txt: not a MIDI file" in page.inner_text("#error")
         page.screenshot(path=str(ARTIFACTS / "studio.png"), full_page=True)
+        assert page.is_enabled("#generate")
+
+        # A reload keeps this tab's results, newest first.
+        page.reload()
+        page.wait_for_function("() => document.querySelectorAll('.variation').length == 2")
+        titles = page.locator(".job-title").all_inner_texts()
+        assert "seed 78" in titles[0] and "seed 77" in titles[1]
 
         # Two tabs at once: both requests queue, each tab lists only its own result.
         tabs = [context.new_page() for _ in range(2)]

@@ -20,9 +20,13 @@ user sends ever becomes a path. The temporary folder is removed when the server 
 
 from __future__ import annotations
 
+import math
 import secrets
+import shlex
 import shutil
 import signal
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -39,8 +43,10 @@ from lstmusic import checkpoint, midi_io
 from lstmusic.errors import BadFile, UserError
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
+MAX_QUEUED = 16  # more waiting requests than this are refused: one tab cannot block all
 MAX_JOBS_KEPT = 200  # older jobs' files are deleted so a long session cannot fill the disk
 POLL_HINT_S = 0.1  # how often the page asks for progress: small JSON, loopback
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
 
 
@@ -64,6 +70,14 @@ LIMITS = {
     "prime_bars": Limit(1, 16, 4),
 }
 LABELS = {"top_p": "top-p", "prime_bars": "prime bars"}
+
+
+class Busy(UserError):
+    """The queue is full (HTTP 429)."""
+
+
+class Stopping(Exception):
+    """The server is stopping: the running job gives up."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,7 @@ def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[Model
             raise UserError(f"{path}: not a run folder (no {checkpoint.CONFIG} and "
                             f"{checkpoint.WEIGHTS})")
         folders.append(path)
+    found = []
     if runs:
         root = Path(runs)
         if not root.is_dir():
@@ -107,14 +122,19 @@ def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[Model
         for config in sorted(root.rglob(checkpoint.CONFIG)):
             # `last/` holds a run's resumable state, not a model to offer.
             if (config.parent / checkpoint.WEIGHTS).is_file() and config.parent.name != "last":
-                folders.append(config.parent)
+                found.append(config.parent)
     entries, seen = [], set()
-    for folder in folders:
+    for folder in folders + found:
         key = folder.resolve() if folder else None
         if key in seen:
             continue
         seen.add(key)
-        entries.append(_entry(f"m{len(entries)}", folder))
+        try:
+            entries.append(_entry(f"m{len(entries)}", folder))
+        except UserError as exc:
+            if folder not in found:
+                raise  # a RUN_DIR given by name must work
+            print(f"lstmusic serve: skipping {exc}", file=sys.stderr)
     if not entries:
         raise UserError("no model to serve: this install has no bundled model; give a RUN_DIR")
     return entries
@@ -124,6 +144,8 @@ def _entry(model_id: str, folder: Path | None) -> ModelEntry:
     from lstmusic.compose import bundled_run_dir
 
     config = checkpoint.read_config(folder or bundled_run_dir())
+    if not isinstance(config.get("tokenizer"), dict) or "model" not in config:
+        raise UserError(f"{folder}: {checkpoint.CONFIG} describes no model")
     best = config.get("metrics") or {}
     name = folder.name if folder else "bundled: " + ", ".join(config.get("styles", [])[:3])
     return ModelEntry(
@@ -169,11 +191,14 @@ def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) 
         try:
             value = float(raw) if raw else limit.default
         except ValueError:
-            raise UserError(f"{label}: {raw[:40]!r} is not a number") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise UserError(f"{label}: {raw[:40]!r} is not a number")
         if limit.integer and value != int(value):
             raise UserError(f"{label} must be a whole number, not {raw[:40]}")
         if not limit.lo <= value <= limit.hi:
-            raise UserError(f"{label} must be between {limit.lo:g} and {limit.hi:g}, not {raw}")
+            raise UserError(f"{label} must be between {limit.lo:.15g} and {limit.hi:.15g}, "
+                            f"not {raw[:40]}")
         values[name] = int(value) if limit.integer else value
     if values["tempo"] and values["tempo"] < 30:
         raise UserError(f"tempo must be 0 (the model's) or 30 to 300 BPM, not {values['tempo']:g}")
@@ -238,12 +263,22 @@ class Studio:
     # ------------------------------------------------------------ called by the web app
     def submit(self, params: dict, upload: bytes = b"") -> Job:
         """Check a click's settings and upload, queue its job, return it (UserError if bad)."""
-        request = parse_request(params, self.models, has_prime=bool(upload))
+        # A prime is whatever came with a name, an empty body included (refused below).
+        has_prime = bool(upload) or bool(str(params.get("prime_name", "")).strip())
+        request = parse_request(params, self.models, has_prime)
+        with self._lock:
+            if len(self._queue) >= MAX_QUEUED:
+                raise Busy(f"the studio has {len(self._queue)} requests waiting; try again "
+                           f"when some are done")
         job = Job(id=secrets.token_urlsafe(12), request=request,
                   folder=self.folder / secrets.token_hex(8))
         job.folder.mkdir()
-        if upload:
-            job.prime = self._check_upload(job.folder, upload, request.prime_name)
+        if has_prime:
+            try:
+                job.prime = self._check_upload(job.folder, upload, request.prime_name)
+            except UserError:
+                shutil.rmtree(job.folder, ignore_errors=True)  # nothing kept for a refusal
+                raise
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -284,6 +319,8 @@ class Studio:
     # ------------------------------------------------------------ checks
     @staticmethod
     def _check_upload(folder: Path, data: bytes, name: str) -> Path:
+        if not data:
+            raise UserError(f"{name}: the file is empty")
         if len(data) > MAX_UPLOAD_BYTES:
             raise UserError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
                             f"{MAX_UPLOAD_BYTES >> 20} MB limit for a prime file")
@@ -322,8 +359,10 @@ class Studio:
                 self._run(job)
                 job.state = "done"
             except (UserError, BadFile) as exc:
-                # Name the upload as the user knows it; never show a server path.
-                job.error = str(exc).replace(str(job.prime), job.request.prime_name or "prime")
+                job.error = self._public(str(exc), job)
+                job.state = "error"
+            except Stopping:
+                job.error = "the studio was stopped"
                 job.state = "error"
             except Exception as exc:  # a bug: the console gets the traceback, the page a line
                 traceback.print_exc()
@@ -332,6 +371,13 @@ class Studio:
             finally:
                 with self._lock:
                     self._queue.remove(job)
+
+    def _public(self, message: str, job: Job) -> str:
+        """A message fit for the page: the upload named as the user knows it, and no server
+        path."""
+        if job.prime:
+            message = message.replace(str(job.prime), job.request.prime_name)
+        return message.replace(str(job.folder) + "/", "").replace(str(self.folder), "")
 
     def _run(self, job: Job) -> None:
         from lstmusic.compose import write_piece
@@ -356,23 +402,27 @@ class Studio:
         stems = [job.folder / f"variation-{i}" for i in range(1, len(pieces) + 1)]
         for piece, stem in zip(pieces, stems, strict=True):
             write_piece(piece, stem.with_suffix(".mid"))
-        steps = len(pieces) * (2 if self.soundfont else 1)
-        done = []
+        # A piece can be silent (e.g. one bar at a high temperature): it gets no audio, and
+        # the other variations still do.
+        heard = [i for i, piece in enumerate(pieces, 1)
+                 if self.soundfont and piece.score.note_num() > 0]
+        steps, done = len(pieces) + len(heard), []
 
         def tick(what: str) -> None:
             with self._lock:
                 done.append(what)
                 job.stage, job.progress = what, 0.5 + 0.5 * len(done) / steps
 
+        def render(i: int) -> None:
+            stem = stems[i - 1]
+            render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
+            tick(f"audio {i}/{len(pieces)} rendered")
+
         # FluidSynth runs as its own process, so the WAVs render while this thread draws the
         # piano rolls: on 2 cores that overlaps most of the two.
+        self._stage(job, "rendering audio and piano rolls", 0.5)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            audio = [pool.submit(render_audio, stem.with_suffix(".mid"),
-                                 stem.with_suffix(".wav"), self.soundfont)
-                     for stem in stems] if self.soundfont else []
-            for i, fut in enumerate(audio, 1):
-                fut.add_done_callback(lambda _, i=i: tick(f"audio {i}/{len(pieces)} rendered"))
-            self._stage(job, "rendering audio and piano rolls", 0.5)
+            audio = [pool.submit(render, i) for i in heard]
             for i, (piece, stem) in enumerate(zip(pieces, stems, strict=True), 1):
                 title = (f"{entry.name}: variation {i}, {piece.report['bars']} bars, "
                          f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
@@ -380,7 +430,7 @@ class Studio:
                 tick(f"piano roll {i}/{len(pieces)} drawn")
             for fut in audio:
                 fut.result()  # a rendering error surfaces here, as the job's error
-        job.results = [self._result(job, i, piece.report, entry, bool(self.soundfont))
+        job.results = [self._result(job, i, piece.report, entry, i in heard)
                        for i, piece in enumerate(pieces, 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),
                            total_s=round(time.perf_counter() - t0, 3),
@@ -395,7 +445,11 @@ class Studio:
         return self._composers[entry.id]
 
     def _stage(self, job: Job, stage: str, progress: float) -> None:
+        """Record how far a job has got; raise Stopping if the server is closing (the
+        composer calls this through its progress hook, so a long piece stops too)."""
         with self._lock:
+            if self._closed:
+                raise Stopping
             job.stage, job.progress = stage, progress
 
     @staticmethod
@@ -405,6 +459,7 @@ class Studio:
         keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
                 "loop")
         return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
+                "no_audio": "" if audio or report.get("notes") else "a silent piece: no audio",
                 "png": f"{base}/png", "download_name": f"lstmusic-{req.seed}-{index}.mid",
                 "seed": req.seed, "command": reproduce_command(req, entry, index),
                 "figures": {k: report[k] for k in keep if k in report}}
@@ -414,21 +469,22 @@ def reproduce_command(req: Settings, entry: ModelEntry, index: int) -> str:
     """The `lstmusic generate` line that writes this very piece again (same seed, same batch)."""
     parts = ["lstmusic generate"]
     if entry.run_dir:
-        parts.append(str(entry.run_dir))
-    parts += [f"--bars {req.bars}", f"--temperature {req.temperature:g}",
-              f"--top-p {req.top_p:g}", f"--seed {req.seed}"]
+        parts.append(shlex.quote(str(entry.run_dir)))
+    # repr-exact floats: the line must give the very same piece
+    parts += [f"--bars {req.bars}", f"--temperature {req.temperature!r}",
+              f"--top-p {req.top_p!r}", f"--seed {req.seed}"]
     if req.variations > 1:
         parts.append(f"--n {req.variations}")
     if req.style:
-        parts.append(f"--style {req.style}")
+        parts.append(f"--style {shlex.quote(req.style)}")
     if req.loop:
         parts.append("--loop")
     if req.tempo:
-        parts.append(f"--tempo {req.tempo:g}")
+        parts.append(f"--tempo {req.tempo!r}")
     if req.program:
         parts.append(f"--program {req.program}")
     if req.prime_name:
-        parts.append(f"--prime {req.prime_name} --prime-bars {req.prime_bars}")
+        parts.append(f"--prime {shlex.quote(req.prime_name)} --prime-bars {req.prime_bars}")
     out = "song.mid"
     parts.append(f"-o {out}")
     if req.variations > 1:
@@ -453,7 +509,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
     app = FastAPI(title="lstmusic studio", docs_url=None, redoc_url=None, openapi_url=None)
-    if host in ("127.0.0.1", "localhost", "::1"):
+    if host in LOCAL_HOSTS:
         # Answer only to names of this computer: a web page elsewhere cannot reach the studio
         # through a DNS name that points at 127.0.0.1 (DNS rebinding).
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -480,6 +536,13 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
 
     @app.post("/api/generate")
     async def generate(request: HttpRequest):
+        # Only the studio's own page may ask for work. A page from another site can still
+        # send a "simple" POST to 127.0.0.1 (no-cors, form): it cannot set this content
+        # type, and browsers mark it cross-site.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        site = request.headers.get("sec-fetch-site", "same-origin")
+        if kind != "application/octet-stream" or site not in ("same-origin", "none"):
+            return JSONResponse({"error": "requests come from the studio's own page"}, 403)
         body, size = bytearray(), 0
         async for chunk in request.stream():  # counted, whatever the headers claim
             size += len(chunk)
@@ -494,7 +557,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
             job = await run_in_threadpool(studio.submit, dict(request.query_params),
                                           bytes(body))
         except UserError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
+            return JSONResponse({"error": str(exc)}, 429 if isinstance(exc, Busy) else 400)
         return studio.status(job.id)
 
     @app.get("/api/jobs/{job_id}")
@@ -522,14 +585,15 @@ def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
     """Run the studio until Ctrl-C; the temporary folder goes with it."""
     import uvicorn
 
+    _check_port(host, port)
     studio = Studio(find_models(run_dirs, runs), soundfont)
     try:
         app = create_app(studio, host)
         names = ", ".join(m.name for m in studio.models.values())
-        where = ("only this computer can open it" if host in ("127.0.0.1", "localhost", "::1")
-                 else "other computers on the network can open it too")
-        print(f"lstmusic studio: http://{host}:{port}  (bound to {host}: {where}; "
-              f"--host 0.0.0.0 to share)")
+        where = ("only this computer can open it; --host 0.0.0.0 to share it"
+                 if host in LOCAL_HOSTS else "other computers on the network can open it too")
+        shown = f"[{host}]" if ":" in host else host
+        print(f"lstmusic studio: http://{shown}:{port}  (bound to {host}: {where})")
         print(f"models: {names}. Ctrl-C stops it and deletes its files ({studio.folder}).")
         if studio.audio_missing:
             print(f"lstmusic serve: {studio.audio_missing}; pieces get a piano roll and MIDI")
@@ -541,7 +605,20 @@ def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
         finally:
             signal.signal(signal.SIGTERM, previous)
     finally:
+        print("lstmusic studio: stopping (deleting its files)")
         studio.close()
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear line, before any work, if the address cannot be bound."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                        f"another program may use it: choose another --port") from None
 
 
 def _exit_on_sigterm(signum, frame):

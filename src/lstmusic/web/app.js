@@ -21,9 +21,10 @@ function describe(m) {
   const parts = [m.tokenizer];
   if (m.styles.length) parts.push("styles: " + m.styles.join(", "));
   if (m.val_nll !== null) {
-    let v = `validation NLL ${m.val_nll} (perplexity ${m.val_perplexity}`;
-    if (m.unigram_nll !== null) v += `; unigram baseline ${m.unigram_nll}`;
-    parts.push(v + ")");
+    const extra = [];
+    if (m.val_perplexity !== null) extra.push(`perplexity ${m.val_perplexity}`);
+    if (m.unigram_nll !== null) extra.push(`unigram baseline ${m.unigram_nll}`);
+    parts.push(`validation NLL ${m.val_nll}` + (extra.length ? ` (${extra.join("; ")})` : ""));
   }
   if (m.step !== null) parts.push(`step ${m.step}`);
   return parts.join(" · ");
@@ -32,7 +33,8 @@ function describe(m) {
 function fillStyles() {
   const m = models.find((x) => x.id === $("model").value);
   const style = $("style");
-  style.replaceChildren(new Option("(the model's choice)", ""));
+  // With no style asked for, the composer uses the model's first one.
+  style.replaceChildren(new Option(m.styles.length ? `(default: ${m.styles[0]})` : "(none)", ""));
   for (const s of m.styles) style.add(new Option(s, s));
   $("model-info").textContent = `${describe(m)} · ${m.run_dir}`;
 }
@@ -59,13 +61,19 @@ async function init() {
     update();
   }
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); generate(info); });
-  for (const id of JSON.parse(sessionStorage.getItem(STORE) || "[]")) restore(id);
+  $("controls").addEventListener("input", () => showError(""));
+  await restore(JSON.parse(sessionStorage.getItem(STORE) || "[]"));
 }
 
 function remember(id) {
   const ids = JSON.parse(sessionStorage.getItem(STORE) || "[]");
   ids.push(id);
   sessionStorage.setItem(STORE, JSON.stringify(ids.slice(-50)));
+}
+
+function forget(id) {
+  const ids = JSON.parse(sessionStorage.getItem(STORE) || "[]");
+  sessionStorage.setItem(STORE, JSON.stringify(ids.filter((x) => x !== id)));
 }
 
 async function generate(info) {
@@ -85,6 +93,7 @@ async function generate(info) {
     params.set("prime_name", file.name);
   }
   let res;
+  $("generate").disabled = true; // one click, one request
   try {
     res = await fetch("/api/generate?" + params, {
       method: "POST", body: file || null,
@@ -93,6 +102,8 @@ async function generate(info) {
   } catch (err) {
     showError("the studio does not answer (was it stopped?)");
     return;
+  } finally {
+    $("generate").disabled = false;
   }
   const body = await res.json().catch(() => ({ error: `the studio answered ${res.status}` }));
   if (!res.ok) {
@@ -100,10 +111,17 @@ async function generate(info) {
     return;
   }
   remember(body.job);
-  poll(addCard(body), body.job);
+  const card = addCard(body, "auto");
+  if (!finished(body)) poll(card, body.job);
 }
 
-function addCard(status) {
+function finished(status) {
+  return status.state === "done" || status.state === "error";
+}
+
+// preload: "auto" for a result just asked for (it is about to be played), "metadata" for
+// results restored after a reload (so a reload does not fetch every earlier WAV).
+function addCard(status, preload) {
   $("empty").hidden = true;
   const card = $("job-template").content.firstElementChild.cloneNode(true);
   card.dataset.job = status.job;
@@ -114,6 +132,7 @@ function addCard(status) {
   if (s.loop) title += ", loop";
   if (s.prime_name) title += `, continuing ${s.prime_name}`;
   card.querySelector(".job-title").textContent = title;
+  card.dataset.preload = preload;
   $("results").insertBefore(card, $("empty").nextSibling); // newest first
   update(card, status);
   return card;
@@ -137,17 +156,24 @@ function update(card, status) {
   if (status.state === "done") {
     card.querySelector(".job-progress").hidden = true;
     const list = card.querySelector(".variations");
-    for (const r of status.results) list.append(variation(r, status.results.length));
+    for (const r of status.results) {
+      list.append(variation(r, status.results.length, card.dataset.preload));
+    }
   }
 }
 
-function variation(r, count) {
+function variation(r, count, preload) {
   const el = $("variation-template").content.firstElementChild.cloneNode(true);
   el.querySelector(".variation-title").textContent =
     count > 1 ? `Variation ${r.index} (seed ${r.seed})` : `Seed ${r.seed}`;
-  if (r.wav) el.querySelector("audio").src = r.wav;
-  else el.querySelector("audio").replaceWith(Object.assign(document.createElement("p"),
-    { className: "hint", textContent: audioMissing }));
+  const audio = el.querySelector("audio");
+  if (r.wav) {
+    audio.preload = preload;
+    audio.src = r.wav;
+  } else {
+    audio.replaceWith(Object.assign(document.createElement("p"),
+      { className: "hint", textContent: r.no_audio || audioMissing }));
+  }
   el.querySelector("img").src = r.png;
   const link = el.querySelector(".download");
   link.href = r.midi;
@@ -167,6 +193,12 @@ async function poll(card, id) {
   let status;
   try {
     const res = await fetch("/api/jobs/" + id);
+    if (res.status === 404) { // the studio restarted: the job and its files are gone
+      forget(id);
+      update(card, { state: "error", progress: 0, stage: "", timings: {},
+        error: "this request was lost when the studio restarted" });
+      return;
+    }
     if (!res.ok) throw new Error(String(res.status));
     status = await res.json();
   } catch (err) {
@@ -174,7 +206,7 @@ async function poll(card, id) {
     setTimeout(() => poll(card, id), 2000);
     return;
   }
-  if (status.state === "done" || status.state === "error") {
+  if (finished(status)) {
     update(card, status);
   } else {
     card.querySelector(".job-progress").value = status.progress;
@@ -183,12 +215,18 @@ async function poll(card, id) {
   }
 }
 
-async function restore(id) {
-  const res = await fetch("/api/jobs/" + id);
-  if (!res.ok) return; // the studio was restarted: its files are gone
-  const status = await res.json();
-  const card = addCard(status);
-  if (status.state !== "done" && status.state !== "error") poll(card, id);
+// This tab's earlier results, in the order they were asked for (each card goes on top).
+async function restore(ids) {
+  const all = await Promise.all(ids.map(async (id) => {
+    const res = await fetch("/api/jobs/" + id).catch(() => null);
+    if (res && res.status === 404) forget(id); // the studio restarted: its files are gone
+    return res && res.ok ? res.json() : null;
+  }));
+  for (const status of all) {
+    if (!status) continue;
+    const card = addCard(status, "metadata");
+    if (!finished(status)) poll(card, status.job);
+  }
 }
 
 init().catch((err) => showError("could not load the studio: " + err));
