@@ -147,7 +147,7 @@ def _entry(model_id: str, folder: Path | None) -> ModelEntry:
     if not isinstance(config.get("tokenizer"), dict) or "model" not in config:
         raise UserError(f"{folder}: {checkpoint.CONFIG} describes no model")
     best = config.get("metrics") or {}
-    name = folder.name if folder else "bundled: " + ", ".join(config.get("styles", [])[:3])
+    name = folder.name if folder else "bundled"
     return ModelEntry(
         id=model_id, name=name, run_dir=folder, tokenizer=config["tokenizer"]["name"],
         styles=tuple(config.get("styles", [])), val_nll=_rounded(best.get("val_loss")),
