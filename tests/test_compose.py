@@ -82,18 +82,25 @@ class _LSTMSteps:
         self.model = model
 
     def start(self, styles, state):
-        self.styles, self.h, self.c = styles, state[0].clone(), state[1].clone()
+        self.styles, self.state = styles, tuple(part.clone() for part in state)
 
     def step(self, ids):
-        logits, (h, c) = self.model.step(ids, self.styles, (self.h, self.c))
-        self.h.copy_(h)
-        self.c.copy_(c)
+        logits, state = self.model.step(ids, self.styles, self.state)
+        for mine, new in zip(self.state, state, strict=True):
+            mine.copy_(new)  # in place, as the Stepper does
         return logits
 
 
-def test_the_fast_step_composes_what_the_lstm_step_does_and_repeats_itself(run_dir):
+def test_the_fast_step_composes_what_the_lstm_step_does_and_repeats_itself(run_dir,
+                                                                           monkeypatch):
+    from lstmusic import compose
+
     fast, slow = Composer.load(run_dir), Composer.load(run_dir)
+    assert fast.model.cfg.pitch_classes  # the default: the history is part of the state
     slow.stepper = _LSTMSteps(slow.model)
+    # A strict guard, so that bars rewind: two same notes, or one bar twice, is collapse.
+    monkeypatch.setattr(compose, "MAX_SAME_PITCH", 2)
+    monkeypatch.setattr(compose, "MAX_SAME_BARS", 1)
     # Sampling, and argmax, whose repeated bars the guard rewinds (restoring state in place).
     for settings in (dict(bars=4, seed=3), dict(bars=8, seed=0, greedy=True)):
         pieces, report = fast.generate(n=3, **settings)
@@ -157,9 +164,14 @@ def test_styles_are_listed_and_steer(run_dir, capsys):
     composer = Composer.load(run_dir)
     with pytest.raises(UserError, match="unknown style 'jazz'"):
         composer.generate(style="jazz")
-    calm, _ = composer.generate(style="calm", bars=4, seed=1)
-    lively, _ = composer.generate(style="lively", bars=4, seed=1)
-    assert calm[0].ids != lively[0].ids
+    # The style changes the model's predictions, so the same seed takes another path.
+    calm, _ = composer.generate(style="calm", bars=8, seed=1, n=3)
+    lively, _ = composer.generate(style="lively", bars=8, seed=1, n=3)
+    assert [p.ids for p in calm] != [p.ids for p in lively]
+    styles = torch.tensor([0, 1])
+    with torch.no_grad():
+        logits, _ = composer.model(torch.tensor([calm[0].ids] * 2), styles)
+    assert not torch.allclose(logits[0], logits[1])
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")

@@ -201,3 +201,17 @@ def test_a_bad_tokenizer_name_or_vocabulary_is_refused():
         Grammar.for_vocab(["PAD_None", "BOS_None", "EOS_None"], "abc")
     with pytest.raises(ValueError, match="PAD, BOS, EOS"):
         Grammar.for_vocab(["BOS_None", "PAD_None", "EOS_None"], "remi")
+
+
+@pytest.mark.parametrize("name", ["remi", "tsd", "midilike"])
+def test_a_pitch_is_struck_once_per_onset(name):
+    tok, g = _build(name, False)
+    on = "NoteOn" if name == "midilike" else "Pitch"
+    start = {"remi": ["Bar_None", "TimeSig_4/4", "Position_0"]}.get(name, ["TimeSig_4/4"])
+    note = [f"{on}_60", "Velocity_63"] + ([] if name == "midilike" else ["Duration_1.0.8"])
+    state = _walk(tok, g, start + note)
+    m = g.mask(state)[0]
+    assert not m[tok.vocab.index(f"{on}_60")] and m[tok.vocab.index(f"{on}_64")]
+    later = {"remi": "Position_8", "tsd": "TimeShift_1.0.8", "midilike": "TimeShift_1.0.8"}
+    state = g.advance(state, torch.tensor([tok.vocab.index(later[name])]))
+    assert g.mask(state)[0, tok.vocab.index(f"{on}_60")]  # a new onset: struck again

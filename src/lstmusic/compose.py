@@ -138,7 +138,7 @@ class Composer:
         logits = logits[:, -1].float()
         stepper = self.stepper
         stepper.start(styles, state)
-        state = stepper.h, stepper.c  # updated in place by each step
+        state = stepper.state  # its tensors are updated in place by each step
         gs = g.initial_state(n)
         for t in prime:
             gs = g.advance(gs, torch.full((n,), t, device=dev))
@@ -216,14 +216,15 @@ class Composer:
         return rows
 
     def _snap(self, b, state, logits, gs, length) -> dict:
-        return {"h": state[0][:, b].clone(), "c": state[1][:, b].clone(),
+        return {"state": [part[..., b, :].clone() for part in state],
                 "logits": logits[b].clone(), "len": length,
                 "gs": {f.name: getattr(gs, f.name)[b].clone() for f in fields(gs)}}
 
     @staticmethod
     def _restore(b, snap, state, logits, gs):
         """Row b back at its snapshot: the state and logits in place, the grammar state new."""
-        state[0][:, b], state[1][:, b] = snap["h"], snap["c"]
+        for part, saved in zip(state, snap["state"], strict=True):
+            part[..., b, :] = saved
         logits[b] = snap["logits"]
         new = {}
         for f in fields(gs):

@@ -70,6 +70,10 @@ class ModelConfig:
     hidden_dim: int = 384  # LSTM width; == embed_dim lets the output reuse the embedding
     layers: int = 2
     dropout: float = 0.2  # between layers, on the embedding and before the output
+    # Pitch tokens share a pitch-class and an octave embedding, and the input carries a
+    # decaying histogram of the pitch classes read so far (see model.MusicLSTM): without
+    # them a REMI model learns register and contour but not key. False in runs made before.
+    pitch_classes: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "n_styles", "embed_dim", "hidden_dim", "layers"):
@@ -102,6 +106,7 @@ class TrainConfig:
     hidden_dim: int | None = None
     layers: int | None = None
     dropout: float | None = None
+    pitch_classes: bool = True  # key-aware pitch inputs (see ModelConfig)
     seq_len: int = 128  # tokens per training window
     batch_size: int = 32  # windows per step (per process under torchrun)
     lr: float = 2e-3  # peak learning rate of AdamW
@@ -138,7 +143,8 @@ class TrainConfig:
                 raise UserError(f"{name} must not be negative, not {getattr(self, name)}")
 
     def model_config(self, vocab_size: int, n_styles: int) -> ModelConfig:
-        sizes = {k: getattr(self, k) for k in ("embed_dim", "hidden_dim", "layers", "dropout")}
+        sizes = {k: getattr(self, k) for k in ("embed_dim", "hidden_dim", "layers", "dropout",
+                                               "pitch_classes")}
         return ModelConfig.from_preset(self.preset, vocab_size, n_styles,
                                        **{k: v for k, v in sizes.items() if v is not None})
 

@@ -18,8 +18,11 @@ A row may stop where `mask(state)[:, EOS]` is True; after EOS only EOS is allowe
 rows can go on sampling. At a length limit, sample from `finish_mask` until EOS is allowed.
 Bars: REMI counts Bar tokens and Rests that run over a bar line (the decoder enters that bar
 without a Bar token); TSD, MIDI-Like and classic count bar lines crossed by the clock, each
-TimeSig starting a new bar grid where it stands. Not enforced: the same pitch twice at one
-onset (real files have it), and a TSD/MIDI-Like TimeSig on a bar line.
+TimeSig starting a new bar grid where it stands. A pitch may not be struck twice at one
+onset (a piano cannot; `midi_io` drops such duplicates from the training data, and without
+this rule a model can stack one pitch at one onset forever, a collapse no bar-end check
+sees). Not enforced: that rule with programs (two instruments may share a pitch), and a
+TSD/MIDI-Like TimeSig on a bar line.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ STRICT = {"Position", "Tempo", "Program", "ProgramDrum", "Pitch", "PitchDrum", "
 FLAGS = {  # token types that `mask` and `advance` treat specially, by flag
     "rest": {"Rest"}, "shift": {"TimeShift", "Note"}, "bar": {"Bar"}, "position": {"Position"},
     "duration": {"Duration"}, "sig": {"TimeSig"}, "program": {"Program", "ProgramDrum"},
-    "on": {"NoteOn", "DrumOn"}, "off": {"NoteOff", "DrumOff"}, "done": {"Duration", "Note"}}
+    "on": {"NoteOn", "DrumOn"}, "off": {"NoteOff", "DrumOff"}, "done": {"Duration", "Note"},
+    "strike": {"Pitch", "NoteOn"}}
 
 
 def _graph(name: str, programs: bool) -> dict[str, set[str]]:
@@ -97,6 +101,8 @@ class GrammarState:
     active: torch.Tensor  # notes sounding per (program, pitch)
     onset: torch.Tensor  # tick of the latest NoteOn per (program, pitch)
     fresh: torch.Tensor  # how many of `active` began at `onset`
+    # Without programs, REMI/TSD/MIDI-Like: (B, 128) tick of each pitch's latest onset.
+    struck: torch.Tensor
 
 
 class Grammar:
@@ -149,10 +155,12 @@ class Grammar:
                                     for b, p in zip(beats, pos, strict=True)] for d in self.dens])
         self.ts_den = torch.tensor([self.dens.index(s[1]) if s else 0 for s in sigs])
         self.ts_bar = torch.tensor([self.tpq * 4 * s[0] // s[1] if s else 0 for s in sigs])
-        self.pitch = torch.tensor([int(t.split("_")[1]) if k in FLAGS["on"] | FLAGS["off"]
-                                   else 0 for t, k in zip(vocab, types, strict=True)])
+        sounds = FLAGS["on"] | FLAGS["off"] | FLAGS["strike"]
+        self.pitch = torch.tensor([int(t.split("_")[1]) if k in sounds else 0
+                                   for t, k in zip(vocab, types, strict=True)])
         self.prog = torch.tensor([int(v) + 1 if v else 0 for v in values("Program_")])
         self.n_programs = 129 if programs else 1
+        self.once = name != "classic" and not programs  # one strike per pitch and onset
         self.is_bar = torch.tensor([t == "Bar" for t in types])
         self.beats = torch.tensor([float(b) for b in beats])
         self.position = torch.tensor(pos)
@@ -183,7 +191,7 @@ class Grammar:
             node=zeros() + self.start, now=zeros(), note_end=zeros(), bar_start=zeros(),
             bar_len=zeros() + 4 * self.tpq, den=zeros() + self.dens.index(4), bars=zeros(),
             notes=zeros(), program=zeros(), sounding=zeros(), active=zeros(k),
-            onset=zeros(k) - 1, fresh=zeros(k))
+            onset=zeros(k) - 1, fresh=zeros(k), struck=zeros(128 if self.once else 0) - 1)
 
     def mask(self, state: GrammarState) -> torch.Tensor:
         """(B, V) bool, True where the token may come next. Never PAD or BOS."""
@@ -210,6 +218,8 @@ class Grammar:
             silent = (state.sounding == 0)[:, None]
             m = m & (silent | ~col["rest"])
             eos &= silent[:, 0]
+        if self.once:
+            m = m & ~((state.struck == state.now[:, None])[:, self.pitch] & col["strike"])
         m = m.clone()
         m[:, EOS] = eos | (state.node == self.end)
         return m
@@ -254,6 +264,10 @@ class Grammar:
             notes=s.notes + f["done"])
         if self.name == "midilike":
             new.update(self._sound(s, tokens, f, now))
+        if self.once:  # in place, like MIDI-Like's tables
+            rows = torch.arange(len(now), device=now.device)
+            pitch = self.pitch[tokens]
+            s.struck[rows, pitch] = torch.where(f["strike"], now, s.struck[rows, pitch])
         return replace(s, **new)
 
     def _sound(self, s: GrammarState, tokens, f, now) -> dict:

@@ -210,7 +210,7 @@ def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) 
                         f"({len(vocab)} tokens); prepare the data with the same tokenizer")
     model_cfg = replace(src_model.cfg, n_styles=len(styles),
                         dropout=src_model.cfg.dropout if cfg.dropout is None else cfg.dropout)
-    model = MusicLSTM(model_cfg)
+    model = MusicLSTM(model_cfg, vocab)
     state = {k: v for k, v in src_model.state_dict().items() if k != "style.weight"}
     model.load_state_dict(state, strict=False)
     known = src_cfg.get("styles", [])
@@ -302,7 +302,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if cfg.init_from:
         model = _init_from(cfg.init_from, cfg, vocab, styles)
     else:
-        model = MusicLSTM(cfg.model_config(len(vocab), len(styles)))
+        model = MusicLSTM(cfg.model_config(len(vocab), len(styles)), vocab)
     model = model.to(setup.device)
     trained = model  # what is saved and validated; `model` may be wrapped for DDP
     if setup.world > 1:
