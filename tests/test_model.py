@@ -7,7 +7,11 @@ import torch
 
 from lstmusic import checkpoint
 from lstmusic.errors import UserError
-from lstmusic.model import PRESETS, ModelConfig, MusicLSTM, Stepper
+from lstmusic.model import NO_OCTAVE, PRESETS, ModelConfig, MusicLSTM, Stepper, pitch_tables
+
+# A vocabulary with every kind of pitch token: REMI pitches, classic notes and chords.
+VOCAB = (["PAD_None", "BOS_None", "EOS_None", "Bar_None", "Position_0"]
+         + [f"Pitch_{p}" for p in range(36, 84)] + ["E4", "B-2", "C#3", "4.7.11", "0"])
 
 
 def test_forward_predicts_every_position_and_step_matches_it():
@@ -23,23 +27,54 @@ def test_forward_predicts_every_position_and_step_matches_it():
         torch.testing.assert_close(step_logits, logits[:, t], rtol=1e-5, atol=1e-5)
 
 
-def test_the_stepper_matches_the_lstm_step():
+@pytest.mark.parametrize("pitch_classes", [False, True])
+@pytest.mark.parametrize("hidden", [32, 48])  # tied and untied output
+def test_the_stepper_matches_the_lstm_step(pitch_classes, hidden):
     """The inference layout (gate order, transposed weights, layer 0 as a table, the style
-    added once) gives nn.LSTM's logits and state, through layers above the first too."""
+    added once, the pitch-class history folded in) gives nn.LSTM's logits and state, through
+    layers above the first too."""
     torch.manual_seed(0)
-    model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=50, n_styles=3, layers=3,
-                                              embed_dim=32, hidden_dim=48)).eval()
+    v = len(VOCAB)
+    model = MusicLSTM(ModelConfig.from_preset(
+        "tiny", vocab_size=v, n_styles=3, layers=3, embed_dim=32, hidden_dim=hidden,
+        pitch_classes=pitch_classes), VOCAB).eval()
     torch.nn.init.normal_(model.style.weight)
     style = torch.tensor([0, 2])
-    _, state = model(torch.randint(0, 50, (2, 5)), style)  # a prime, as compose runs it
+    _, state = model(torch.randint(0, v, (2, 5)), style)  # a prime, as compose runs it
     stepper = Stepper(model)
     stepper.start(style, state)
     for _ in range(12):
-        ids = torch.randint(0, 50, (2,))
+        ids = torch.randint(0, v, (2,))
         want, state = model.step(ids, style, state)
         got = stepper.step(ids)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close((stepper.h, stepper.c), state, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stepper.state, state, rtol=1e-5, atol=1e-5)
+
+
+def test_pitch_tables_read_every_kind_of_pitch_token():
+    pcs, octave = pitch_tables(VOCAB)
+
+    def classes(tok):
+        return pcs[VOCAB.index(tok)].nonzero().flatten().tolist()
+
+    assert classes("Pitch_60") == [0] and octave[VOCAB.index("Pitch_60")] == 5
+    assert classes("E4") == [4] and octave[VOCAB.index("E4")] == 5  # E4 is MIDI 64
+    assert classes("B-2") == [10] and classes("C#3") == [1]
+    assert classes("4.7.11") == [4, 7, 11] and octave[VOCAB.index("4.7.11")] == NO_OCTAVE
+    assert classes("Bar_None") == [] and classes("PAD_None") == []
+
+
+def test_the_pitch_history_carries_across_windows():
+    """Scoring a file in windows that carry the state equals scoring it whole."""
+    torch.manual_seed(0)
+    model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=1,
+                                              pitch_classes=True), VOCAB).eval()
+    ids = torch.randint(0, len(VOCAB), (2, 600))  # longer than one history chunk
+    whole, state = model(ids)
+    first, mid = model(ids[:, :250])
+    second, end = model(ids[:, 250:], None, mid)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(end, state, rtol=1e-4, atol=1e-5)
 
 
 def test_styles_steer_the_prediction():
@@ -61,17 +96,20 @@ def test_presets_and_tied_weights():
         ModelConfig.from_preset("huge", vocab_size=10, n_styles=1)
 
 
-def test_checkpoint_round_trip_is_exact(tmp_path):
+@pytest.mark.parametrize("pitch_classes", [False, True])
+def test_checkpoint_round_trip_is_exact(tmp_path, pitch_classes):
     torch.manual_seed(1)
-    cfg = ModelConfig.from_preset("tiny", vocab_size=40, n_styles=2)
-    model = MusicLSTM(cfg)
+    cfg = ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=2,
+                                  pitch_classes=pitch_classes)
+    model = MusicLSTM(cfg, VOCAB)
     checkpoint.save_model(tmp_path, model, {"model": cfg.__dict__})
     loaded, config = checkpoint.load_model(tmp_path)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
                                  strict=True):
         assert torch.equal(a, b), name
     assert loaded.head.weight is loaded.embed.weight
-    assert json.loads((tmp_path / "config.json").read_text())["model"]["vocab_size"] == 40
+    saved = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert saved["vocab_size"] == len(VOCAB) and saved["pitch_classes"] == pitch_classes
 
 
 def test_a_pickle_is_refused_without_being_opened(tmp_path):
