@@ -103,6 +103,8 @@ def weight_bytes(model) -> int:
 def stepper_bytes(stepper) -> int:
     """The same for a `Stepper`: one row of its layer-0 table replaces W_ih0 and the embedding."""
     mats = [*stepper.w_hh, *stepper.w_ih[1:], *stepper.bias[1:], stepper.head_w, stepper.head_b]
+    if stepper.pitch:  # the pitch-class history's (12, 4H) input
+        mats.append(stepper.history_in)
     return 4 * (sum(m.numel() for m in mats) + 2 * stepper.table.shape[1])  # + a style row
 
 
@@ -192,7 +194,9 @@ def classic_run(torch, folder: Path, tmp: Path) -> tuple[Path, float]:
                    "--tokenizer", "classic"], "lstmusic prepare --tokenizer classic")
     ds = Dataset.open(ds_dir)
     torch.manual_seed(0)
-    model = MusicLSTM(ModelConfig.from_preset("classic", len(ds.tokenizer_dict["vocab"]), 1))
+    vocab = ds.tokenizer_dict["vocab"]  # pitch classes on, as `lstmusic train` makes them
+    model = MusicLSTM(ModelConfig.from_preset("classic", len(vocab), 1, pitch_classes=True),
+                      vocab)
     run_dir.mkdir()
     checkpoint.save_model(run_dir, model, {"model": model.cfg.__dict__,
                                            "tokenizer": ds.tokenizer_dict,
