@@ -376,6 +376,8 @@ _TRAIN_HELP = {
     "hidden_dim": "override the preset's LSTM width",
     "layers": "override the preset's LSTM layers",
     "dropout": "override the preset's dropout",
+    "pitch_classes": "key-aware pitch inputs: pitch-class and octave embeddings and a "
+                     "history of the pitch classes heard (off: the plain network)",
     "seq_len": "tokens per training window",
     "batch_size": "windows per step (per process under torchrun)",
     "lr": "peak learning rate",
