@@ -41,17 +41,24 @@ def train(data: Path, out: Path, steps: int, flag: str) -> subprocess.Popen:
                             text=True)
 
 
+def pitch_classes(vocab: list[str]) -> np.ndarray:
+    """(V,) the pitch class of each single-pitch token, -1 for the others (the model's own
+    pitch tables, so that both sides read tokens alike)."""
+    from lstmusic.model import pitch_tables
+
+    pcs = pitch_tables(vocab)[0].numpy()
+    return np.where(pcs.sum(1) == 1, pcs.argmax(1), -1)
+
+
 def pitch_scores(composer, files, shifts=None) -> dict:
     """NLL per token, NLL on pitch tokens and in-key mass of a run on held-out files."""
     import torch
 
     from lstmusic.config import BOS
 
-    vocab = composer.vocab
-    pitch_of = np.array([int(t[6:]) if t.startswith("Pitch_") and t[6:].isdigit() else -1
-                         for t in vocab])
+    pitch_of = pitch_classes(composer.vocab)
     pitch_ids = np.flatnonzero(pitch_of >= 0)
-    classes = torch.from_numpy(pitch_of[pitch_ids] % 12)
+    classes = torch.from_numpy(pitch_of[pitch_ids])
     nll, pitch_nll, in_key, tokens, pitches = 0.0, 0.0, 0.0, 0, 0
     rng = np.random.default_rng(123)
     for ids in files:
@@ -59,7 +66,7 @@ def pitch_scores(composer, files, shifts=None) -> dict:
         if shifts is not None:  # a random transposition, within the vocabulary
             ok = np.flatnonzero((shifts[:, ids] >= 0).all(axis=1))
             ids = shifts[rng.choice(ok), ids]
-        played = pitch_of[ids][pitch_of[ids] >= 0] % 12
+        played = pitch_of[ids][pitch_of[ids] >= 0]
         if not len(played):
             continue
         key = torch.zeros(12, dtype=torch.bool)
@@ -82,11 +89,10 @@ def pitch_scores(composer, files, shifts=None) -> dict:
 
 def real_in_key(files, vocab) -> float:
     """The share of the held-out files' own notes on their seven commonest pitch classes."""
-    pitch_of = np.array([int(t[6:]) if t.startswith("Pitch_") and t[6:].isdigit() else -1
-                         for t in vocab])
+    pitch_of = pitch_classes(vocab)
     shares = []
     for ids in files:
-        played = pitch_of[np.asarray(ids)][pitch_of[np.asarray(ids)] >= 0] % 12
+        played = pitch_of[ids][pitch_of[ids] >= 0]
         counts = np.sort(np.bincount(played, minlength=12))[::-1]
         shares.append(counts[:SEVEN].sum() / max(1, counts.sum()))
     return float(np.mean(shares))

@@ -78,7 +78,7 @@ class ClassicTokenizer:
         if not tokens:
             raise BadFile("the first part holds no notes")
         figures = midi_io.stats(score)
-        figures["notes"] = sum(tok.count(".") + 1 if _is_chord(tok) else 1 for tok in tokens)
+        figures["notes"] = sum(tok.count(".") + 1 if is_chord(tok) else 1 for tok in tokens)
         return tokens, figures
 
     def ids(self, tokens: list[str]) -> np.ndarray:
@@ -90,7 +90,7 @@ class ClassicTokenizer:
     def pitches(self, token: str) -> list[int] | None:
         """MIDI pitches of one token, None for a token that is not a note or chord."""
         if token not in self._pitches:
-            self._pitches[token] = _token_pitches(token)
+            self._pitches[token] = token_pitches(token)
         return self._pitches[token]
 
     def decode(self, ids) -> tuple[symusic.Score, int]:
@@ -124,12 +124,13 @@ class ClassicTokenizer:
         return {"name": "classic", "settings": {"name": "classic"}, "vocab": self.vocab}
 
 
-def _is_chord(token: str) -> bool:
+def is_chord(token: str) -> bool:
     return token[:1].isdigit()
 
 
-def _token_pitches(token: str) -> list[int] | None:
-    if _is_chord(token):
+def token_pitches(token: str) -> list[int] | None:
+    """MIDI pitches of a classic token (a chord at octave 4), None if it is not one."""
+    if is_chord(token):
         try:
             return [60 + int(pc) for pc in token.split(".")]  # music21's Note(pc) is octave 4
         except ValueError:
