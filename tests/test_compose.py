@@ -11,13 +11,15 @@ import symusic
 import torch
 from conftest import piano_piece, write_midi
 
-from lstmusic import checkpoint, midi_io
+from lstmusic import midi_io
 from lstmusic.cli import main
-from lstmusic.compose import MAX_RETRIES, Composer
+from lstmusic.compose import Composer
 from lstmusic.config import PrepareConfig, TrainConfig
 from lstmusic.dataset import prepare
 from lstmusic.errors import UserError
+from lstmusic.guard import MAX_RETRIES, Guard
 from lstmusic.model import ModelConfig, MusicLSTM
+from lstmusic.run import Run, save_run
 from lstmusic.train import train
 
 
@@ -66,8 +68,8 @@ def test_the_same_seed_gives_the_same_bytes(run_dir, tmp_path):
 def test_progress_is_reported_without_changing_the_music(run_dir):
     composer = Composer.load(run_dir)
     shares = []
-    with_progress, _ = composer.generate(bars=8, seed=9, progress=shares.append)
-    without, _ = composer.generate(bars=8, seed=9)
+    with_progress = composer.generate(bars=8, seed=9, progress=shares.append).pieces
+    without = composer.generate(bars=8, seed=9).pieces
     assert with_progress[0].ids == without[0].ids
     assert len(shares) >= 2 and shares == sorted(shares) and 0 < shares[-1] <= 1
     looped = []
@@ -93,22 +95,20 @@ class _LSTMSteps:
 
 def test_the_fast_step_composes_what_the_lstm_step_does_and_repeats_itself(run_dir,
                                                                            monkeypatch):
-    from lstmusic import compose
-
     fast, slow = Composer.load(run_dir), Composer.load(run_dir)
     assert fast.model.cfg.pitch_classes  # the default: the history is part of the state
     slow.stepper = _LSTMSteps(slow.model)
     # A strict guard, so that bars rewind: two same notes, or one bar twice, is collapse.
-    monkeypatch.setattr(compose, "MAX_SAME_PITCH", 2)
-    monkeypatch.setattr(compose, "MAX_SAME_BARS", 1)
+    for composer in (fast, slow):
+        composer.guard = Guard(composer.vocabulary.sounding, max_same_pitch=2, max_same_bars=1)
     # Sampling, and argmax, whose repeated bars the guard rewinds (restoring state in place).
     for settings in (dict(bars=4, seed=3), dict(bars=8, seed=0, greedy=True)):
-        pieces, report = fast.generate(n=3, **settings)
-        want, _ = slow.generate(n=3, **settings)
+        pieces = fast.generate(n=3, **settings).pieces
+        want = slow.generate(n=3, **settings).pieces
         assert [p.ids for p in pieces] == [p.ids for p in want]
-    assert sum(p["resampled_bars"] for p in report["pieces"]) > 0
+    assert sum(p.report.resampled_bars for p in pieces) > 0
     # The stepper's buffers carry nothing from one call into the next.
-    again, _ = fast.generate(n=3, **settings)
+    again = fast.generate(n=3, **settings).pieces
     assert [p.ids for p in again] == [p.ids for p in pieces]
 
 
@@ -120,42 +120,41 @@ def test_the_grammar_leaves_nothing_to_repair_even_for_an_untrained_model(tmp_pa
     tok = build_tokenizer(TokenizerSettings(kind))
     torch.manual_seed(0)
     model = MusicLSTM(ModelConfig.from_preset("tiny", len(tok.vocab), 1))
-    checkpoint.save_model(tmp_path, model, {"model": model.cfg.__dict__,
-                                             "tokenizer": tok.to_dict(), "styles": ["x"]})
+    save_run(tmp_path, model, Run(model=model.cfg, tokenizer=tok.to_dict(), styles=("x",)))
     composer = Composer.load(tmp_path)
-    pieces, report = composer.generate(n=16, tokens=150, seed=1, guard=False, top_p=1.0)
-    assert [p["repairs"] for p in report["pieces"]] == [0] * 16
-    assert sum(p["notes"] for p in report["pieces"]) > 16
+    pieces = composer.generate(n=16, tokens=150, seed=1, guard=False, top_p=1.0).pieces
+    assert [p.report.repairs for p in pieces] == [0] * 16
+    assert sum(p.report.notes for p in pieces) > 16
     # Without the mask the same model's samples need repairs: the test can fail.
     raw = torch.multinomial(torch.softmax(model(torch.ones(8, 1, dtype=torch.long))[0][:, 0],
                                           -1), 150, replacement=True)
-    assert sum(composer._repairs(row.tolist()) for row in raw) > 0
+    assert sum(composer.tokenizer.repairs(row.tolist()) for row in raw) > 0
 
 
 def test_a_prime_is_kept_and_continued(run_dir, tmp_path):
     prime = write_midi(piano_piece(11, bars=8), tmp_path / "prime.mid")
     composer = Composer.load(run_dir)
-    pieces, report = composer.generate(prime=str(prime), prime_bars=2, bars=4, seed=2)
+    pieces = composer.generate(prime=str(prime), prime_bars=2, bars=4, seed=2).pieces
     two_bars = 2 * 4 * 480
     head = midi_io.load(prime, False, False).clip(0, two_bars, clip_end=True)
     want = _notes(composer.tokenizer.decode(composer.tokenizer.encode(head))[0])
     got = [n for n in _notes(pieces[0].score) if n[0] < two_bars]
     assert got[: len(want)] == want and len(want) > 4
     assert len(_notes(pieces[0].score)) > len(want)  # and it went on
-    assert report["pieces"][0]["prime_tokens"] > 0
-    omitted, _ = composer.generate(prime=str(prime), prime_bars=2, bars=4, seed=2,
-                                   omit_prime=True)
+    assert pieces[0].report.prime_tokens > 0
+    omitted = composer.generate(prime=str(prime), prime_bars=2, bars=4, seed=2,
+                                omit_prime=True).pieces
     assert len(_notes(omitted[0].score)) < len(_notes(pieces[0].score))
 
 
 def test_loop_mode_gives_exactly_the_bars_asked_for(run_dir):
     composer = Composer.load(run_dir)
-    pieces, report = composer.generate(loop=True, bars=4, seed=0, n=2)
-    for piece, info in zip(pieces, report["pieces"], strict=True):
-        assert info["bars"] == 4
+    for piece in composer.generate(loop=True, bars=4, seed=0, n=2).pieces:
+        info = piece.report
+        assert info.bars == 4
         assert 3 * 4 * 480 < piece.score.end() * 480 // piece.score.ticks_per_quarter \
             <= 4 * 4 * 480
-        assert set(info["loop"]) >= {"wrap_nll", "median_bar_nll", "candidates"}
+        assert set(info.loop) >= {"wrap_nll", "median_bar_nll", "candidates"}
 
 
 def test_styles_are_listed_and_steer(run_dir, capsys):
@@ -165,8 +164,8 @@ def test_styles_are_listed_and_steer(run_dir, capsys):
     with pytest.raises(UserError, match="unknown style 'jazz'"):
         composer.generate(style="jazz")
     # The style changes the model's predictions, so the same seed takes another path.
-    calm, _ = composer.generate(style="calm", bars=8, seed=1, n=3)
-    lively, _ = composer.generate(style="lively", bars=8, seed=1, n=3)
+    calm = composer.generate(style="calm", bars=8, seed=1, n=3).pieces
+    lively = composer.generate(style="lively", bars=8, seed=1, n=3).pieces
     assert [p.ids for p in calm] != [p.ids for p in lively]
     styles = torch.tensor([0, 1])
     with torch.no_grad():
@@ -220,24 +219,24 @@ def test_a_classic_run_composes_like_the_original(tmp_path):
     train(tmp_path / "ds", tmp_path / "run", TrainConfig(
         preset="tiny", seq_len=32, batch_size=8, max_steps=30, eval_every=30,
         warmup_steps=5), log=lambda *_: None)
-    pieces, report = Composer.load(tmp_path / "run").generate(bars=4, seed=0, top_k=20)
+    pieces = Composer.load(tmp_path / "run").generate(bars=4, seed=0, top_k=20).pieces
     onsets = sorted({n.time for t in pieces[0].score.tracks for n in t.notes})
     tpq = pieces[0].score.ticks_per_quarter
     assert onsets and all(t % (tpq // 2) == 0 for t in onsets)  # a fixed half-beat step
-    assert max(onsets) < 4 * 4 * tpq and report["pieces"][0]["repairs"] == 0
+    assert max(onsets) < 4 * 4 * tpq and pieces[0].report.repairs == 0
     # The guard judges classic bars by their notes (it once took every bar for silence).
-    assert report["pieces"][0]["resampled_bars"] < 3 * MAX_RETRIES
+    assert pieces[0].report.resampled_bars < 3 * MAX_RETRIES
 
 
 def test_the_guard_sees_a_run_that_ends_inside_the_bar():
     """A same-pitch run that crosses into a bar and stops there counts as much as one still
     going at the bar's end (it once looked only at the run ending with the last note)."""
     composer = Composer.load()  # the bundled REMI model; only its vocabulary matters here
-    c4, d4 = (composer.vocab.index(f"Pitch_{p}") for p in (60, 62))
-    bar = composer.vocab.index("Bar_None")
+    c4, d4 = (composer.tokenizer.vocab.index(f"Pitch_{p}") for p in (60, 62))
+    bar = composer.vocabulary.bar_id
     ids = [bar] + [c4] * 5 + [bar] + [c4] * 5 + [d4, d4]
     start = ids.index(bar, 1)
-    assert composer._longest_run(ids, start, len(ids)) == 10
-    assert composer._degenerate(ids, [0, start], len(ids))
-    assert composer._longest_run(ids, 0, start) == 5
-    assert not composer._degenerate(ids[:start], [0], start)
+    assert composer.guard.longest_run(ids, start, len(ids)) == 10
+    assert composer.guard.degenerate(ids, [0, start], len(ids))
+    assert composer.guard.longest_run(ids, 0, start) == 5
+    assert not composer.guard.degenerate(ids[:start], [0], start)

@@ -292,10 +292,12 @@ def test_the_commands_write_json_and_compare_reads_it(run, tmp_path, capsys, mon
 
 
 def test_the_cli_defaults_are_the_librarys():
-    assert cli_evaluate.DEFAULT_SAMPLES == evaluate.DEFAULT_SAMPLES
-    assert cli_evaluate.DEFAULT_BARS == evaluate.DEFAULT_BARS
-    args = _parser().parse_args(["evaluate", "RUN"])
-    assert (args.samples, args.bars, args.seed, args.json, args.html) == (8, 16, 0, None, None)
+    from lstmusic.config import EvaluateConfig
+    from lstmusic.options import settings
+
+    cfg = settings(_parser().parse_args(["evaluate", "RUN"]), EvaluateConfig, "evaluate")
+    assert (cfg.samples, cfg.bars) == (evaluate.DEFAULT_SAMPLES, evaluate.DEFAULT_BARS)
+    assert (cfg.samples, cfg.bars, cfg.seed, cfg.json, cfg.html) == (8, 16, 0, None, None)
 
 
 def test_bad_input_is_one_clear_line(run, tmp_path, capsys):

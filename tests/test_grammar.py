@@ -42,7 +42,7 @@ def repairs(tok, ids: list[int]) -> tuple[int, object]:
     score, dropped = tok.decode(ids)
     tokens = [tok.vocab[i] for i in ids]
     if isinstance(tok, ClassicTokenizer):
-        written = sum(len(tok.pitches(t) or []) for t in tokens)
+        written = sum(len(tok.vocabulary.pitches[i]) for i in ids)
         return dropped + written - score.note_num(), score
     if tok.settings.name == "midilike":  # each NoteOn and each NoteOff make exactly one note
         ons = sum(t.startswith(("NoteOn", "DrumOn")) for t in tokens)

@@ -6,12 +6,16 @@ import pytest
 import torch
 
 from lstmusic import checkpoint
+from lstmusic.config import NO_OCTAVE
 from lstmusic.errors import UserError
-from lstmusic.model import NO_OCTAVE, PRESETS, ModelConfig, MusicLSTM, Stepper, pitch_tables
+from lstmusic.model import PRESETS, ModelConfig, MusicLSTM, Stepper
+from lstmusic.run import Run, load_run, save_run
+from lstmusic.vocab import Vocabulary
 
 # A vocabulary with every kind of pitch token: REMI pitches, classic notes and chords.
 VOCAB = (["PAD_None", "BOS_None", "EOS_None", "Bar_None", "Position_0"]
          + [f"Pitch_{p}" for p in range(36, 84)] + ["E4", "B-2", "C#3", "4.7.11", "0"])
+TABLES = Vocabulary(VOCAB).tables()
 
 
 def test_forward_predicts_every_position_and_step_matches_it():
@@ -37,7 +41,7 @@ def test_the_stepper_matches_the_lstm_step(pitch_classes, hidden):
     v = len(VOCAB)
     model = MusicLSTM(ModelConfig.from_preset(
         "tiny", vocab_size=v, n_styles=3, layers=3, embed_dim=32, hidden_dim=hidden,
-        pitch_classes=pitch_classes), VOCAB).eval()
+        pitch_classes=pitch_classes), TABLES).eval()
     torch.nn.init.normal_(model.style.weight)
     style = torch.tensor([0, 2])
     _, state = model(torch.randint(0, v, (2, 5)), style)  # a prime, as compose runs it
@@ -51,8 +55,8 @@ def test_the_stepper_matches_the_lstm_step(pitch_classes, hidden):
         torch.testing.assert_close(stepper.state, state, rtol=1e-5, atol=1e-5)
 
 
-def test_pitch_tables_read_every_kind_of_pitch_token():
-    pcs, octave = pitch_tables(VOCAB)
+def test_the_vocabulary_reads_every_kind_of_pitch_token():
+    pcs, octave = (torch.from_numpy(t) for t in TABLES)
 
     def classes(tok):
         return pcs[VOCAB.index(tok)].nonzero().flatten().tolist()
@@ -68,7 +72,7 @@ def test_the_pitch_history_carries_across_windows():
     """Scoring a file in windows that carry the state equals scoring it whole."""
     torch.manual_seed(0)
     model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=1,
-                                              pitch_classes=True), VOCAB).eval()
+                                              pitch_classes=True), TABLES).eval()
     ids = torch.randint(0, len(VOCAB), (2, 600))  # longer than one history chunk
     whole, state = model(ids)
     first, mid = model(ids[:, :250])
@@ -101,9 +105,10 @@ def test_checkpoint_round_trip_is_exact(tmp_path, pitch_classes):
     torch.manual_seed(1)
     cfg = ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=2,
                                   pitch_classes=pitch_classes)
-    model = MusicLSTM(cfg, VOCAB)
-    checkpoint.save_model(tmp_path, model, {"model": cfg.__dict__})
-    loaded, config = checkpoint.load_model(tmp_path)
+    model = MusicLSTM(cfg, TABLES)
+    save_run(tmp_path, model, Run(model=cfg, tokenizer={"name": "classic", "vocab": VOCAB,
+                                                        "settings": {"name": "classic"}}))
+    loaded, _, _ = load_run(tmp_path)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
                                  strict=True):
         assert torch.equal(a, b), name
@@ -127,7 +132,7 @@ def test_a_pickle_is_refused_without_being_opened(tmp_path):
         with pytest.raises(UserError, match="pickle-based checkpoints"):
             checkpoint.load_tensors(path)
         with pytest.raises(UserError, match="pickle-based checkpoints"):
-            checkpoint.load_model(path)
+            load_run(path)
     assert not marker.exists()
     disguised = tmp_path / "model.safetensors"
     disguised.write_bytes(pickle.dumps(Payload()))
@@ -138,6 +143,6 @@ def test_a_pickle_is_refused_without_being_opened(tmp_path):
 
 def test_missing_or_damaged_run_folders_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="no such run folder"):
-        checkpoint.load_model(tmp_path / "nope")
+        load_run(tmp_path / "nope")
     with pytest.raises(UserError, match="not a run folder"):
-        checkpoint.load_model(tmp_path)
+        load_run(tmp_path)

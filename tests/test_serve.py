@@ -24,6 +24,7 @@ import symusic
 from conftest import piano_piece, write_midi
 
 from lstmusic import cli, serve
+from lstmusic.config import GenerateConfig
 from lstmusic.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,12 +242,12 @@ def test_a_silent_variation_gets_no_audio_and_the_others_do(server, monkeypatch)
         def __init__(self, composer):
             self.composer = composer
 
-        def generate(self, cfg, progress=None):
-            pieces, report = self.composer.generate(cfg, progress=progress)
-            for track in pieces[1].score.tracks:
+        def steps(self, cfg):
+            composition = yield from self.composer.steps(cfg)
+            for track in composition.pieces[1].score.tracks:
                 track.notes.clear()
-            pieces[1].report["notes"] = 0
-            return pieces, report
+            composition.pieces[1].report.notes = 0
+            return composition
 
     monkeypatch.setattr(studio, "_composer", lambda entry: SecondSilent(real(entry)))
     status = _generate(base, bars=2, variations=2, seed=3)
@@ -315,8 +316,9 @@ def test_errors_while_composing_reach_the_page_as_one_line(server, tmp_path, mon
         def __init__(self, exc):
             self.exc = exc
 
-        def generate(self, cfg, progress=None):
+        def steps(self, cfg):
             raise self.exc(f"{cfg.prime}: no notes in its first 1 bars")
+            yield  # a generator, as Composer.steps is
 
     monkeypatch.setattr(studio, "_composer", lambda entry: Failing(UserError))
     status = _generate(base, prime, prime_name="mine.mid", bars=2)
@@ -342,10 +344,10 @@ def test_stopping_gives_up_a_long_job_at_once():
 
 def test_the_command_line_is_quoted_and_exact():
     entry = serve.find_models()[0]
-    settings = serve.Settings(model=entry.id, style="", bars=4, variations=1,
-                              temperature=0.123456789, top_p=0.9, seed=1, loop=False, tempo=0,
-                              program=0, prime_bars=2, prime_name="my song; rm -rf ~.mid")
-    line = serve.reproduce_command(settings, entry, 1)
+    request = serve.Request(entry.id, GenerateConfig(bars=4, temperature=0.123456789,
+                                                     top_p=0.9, seed=1, prime_bars=2),
+                            prime_name="my song; rm -rf ~.mid")
+    line = serve.reproduce_command(request, entry, 1)
     assert "--temperature 0.123456789 " in line
     assert "--prime 'my song; rm -rf ~.mid' --prime-bars 2" in line
 
@@ -415,7 +417,7 @@ def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_a_broken_run_under_runs_is_skipped_with_a_line(tmp_path, capsys):
-    from lstmusic.compose import bundled_run_dir
+    from lstmusic.run import bundled_run_dir
 
     shutil.copytree(bundled_run_dir(), tmp_path / "good")
     (tmp_path / "bad").mkdir()
@@ -439,7 +441,7 @@ def test_a_port_in_use_is_one_line(capsys):
 
 
 def test_runs_folder_offers_every_run_once(tmp_path):
-    from lstmusic.compose import bundled_run_dir
+    from lstmusic.run import bundled_run_dir
 
     for name in ("a", "b/c"):
         shutil.copytree(bundled_run_dir(), tmp_path / name)

@@ -14,8 +14,10 @@ from lstmusic import train as train_mod
 from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.dataset import prepare
 from lstmusic.errors import UserError
+from lstmusic.evaluate import quick_samples
+from lstmusic.run import load_run
 from lstmusic.train import TrainConfig, train
-from lstmusic.windows import shift_tables, velocity_tables
+from lstmusic.vocab import Vocabulary
 
 
 @pytest.fixture
@@ -35,13 +37,14 @@ def _cfg(**kw):
 
 def test_tiny_preset_beats_the_unigram_baseline_and_writes_a_run(fixture_dataset, tmp_path):
     run = tmp_path / "run"
-    result = train(fixture_dataset, run, _cfg(samples=2), log=lambda *_: None)
+    result = train(fixture_dataset, run, _cfg(), log=lambda *_: None)
     assert result["best_val_loss"] < result["unigram_nll"] - 0.3
+    quick_samples(run, n=2)  # what `lstmusic train` does at the end
     heard = json.loads((run / "samples" / "metrics.json").read_text())  # hear the progress
     assert len(heard["samples"]) == 2 and (run / "samples" / "sample-1.mid").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["tokenizer"]["vocab"][1] == "BOS_None" and config["styles"] == ["src"]
-    model, _ = checkpoint.load_model(run)
+    model, _, _ = load_run(run)
     assert model.cfg.vocab_size == len(config["tokenizer"]["vocab"])
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     for column in ("step", "seconds", "train_loss", "val_loss", "val_accuracy", "lr",
@@ -78,7 +81,7 @@ def test_a_killed_run_resumes_to_bit_identical_weights(fixture_dataset, tmp_path
 def test_transposition_tables_keep_pitches_in_the_vocabulary():
     vocab = ["PAD_None", "BOS_None", "EOS_None", "Pitch_60", "Pitch_62", "Bar_None",
              "0.4.7", "2.6.9", "E4", "F#4"]
-    table = shift_tables(vocab, 2)  # rows: shifts -2..+2
+    table = Vocabulary(vocab).shift_tables(2)  # rows: shifts -2..+2
     up2 = table[4]
     assert vocab[up2[3]] == "Pitch_62" and up2[4] == -1  # Pitch_64 is not in the vocabulary
     assert vocab[up2[6]] == "2.6.9" and vocab[up2[8]] == "F#4"
@@ -131,7 +134,7 @@ def test_a_run_folder_of_another_tokenizer_is_refused(fixture_dataset, tmp_path)
 
 def test_velocity_tables_move_dynamics_within_the_bins():
     vocab = ["PAD_None", "Velocity_31", "Velocity_63", "Velocity_95", "Pitch_60"]
-    table = velocity_tables(vocab, 1)
+    table = Vocabulary(vocab).velocity_tables(1)
     assert vocab[table[2, 1]] == "Velocity_63" and vocab[table[2, 3]] == "Velocity_95"
     assert vocab[table[0, 1]] == "Velocity_31" and (table[:, 4] == 4).all()
 

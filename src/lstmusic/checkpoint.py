@@ -1,4 +1,4 @@
-"""Saving and loading runs: safetensors for tensors, JSON for everything else.
+"""Tensors on disk: safetensors, never pickles (run.py writes and reads the JSON beside them).
 
 Nothing is ever unpickled: a `.pt/.pkl/.ckpt/.pth/.bin` file handed to lstmusic is refused by
 its name before it is opened, and only safetensors (which hold raw tensor bytes) and JSON are
@@ -65,34 +65,3 @@ def load_weights(model, path: Path) -> None:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not match the model's config ({exc})") from None
-
-
-def save_model(run_dir: Path, model, config: dict) -> None:
-    """Weights and the JSON config that alone rebuilds the model."""
-    save_weights(Path(run_dir) / WEIGHTS, model)
-    atomic.write_json(Path(run_dir) / CONFIG, config)
-
-
-def read_config(run_dir: Path) -> dict:
-    """The JSON config of a run folder, with one clear line for what is wrong with it."""
-    run_dir = Path(run_dir)
-    refuse_pickle(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder")
-    try:
-        return json.loads((run_dir / CONFIG).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run_dir}: not a run folder (no {CONFIG})") from None
-    except ValueError as exc:
-        raise UserError(f"{run_dir / CONFIG}: damaged ({exc})") from None
-
-
-def load_model(run_dir: Path, device: str = "cpu"):
-    """(model, config dict) of a run folder; the model is in eval mode."""
-    from lstmusic.model import ModelConfig, MusicLSTM
-
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    model = MusicLSTM(ModelConfig(**config["model"]))
-    load_weights(model, run_dir / WEIGHTS)
-    return model.to(device).eval(), config

@@ -17,10 +17,13 @@ import numpy as np
 import symusic
 
 from lstmusic import midi_io
+from lstmusic.config import SPECIAL_TOKENS, TokenizerSettings
 from lstmusic.errors import BadFile
 from lstmusic.sources import MIDI_SUFFIXES
+from lstmusic.tokenizer import Tokenizer
 
 STEP = 0.5  # quarter notes between consecutive tokens in the original's output
+TOKENS_PER_BAR = round(4 / STEP)  # a 4/4 bar: one token every half beat
 NOTE_LENGTH = 1.0  # music21's default note length, which the original never changed
 VELOCITY = 90  # music21's default MIDI velocity
 TPQ = 480
@@ -45,27 +48,26 @@ def extract(stream) -> list[tuple[str, float]]:
     return out
 
 
-class ClassicTokenizer:
+class ClassicTokenizer(Tokenizer):
     """The original vocabulary: special tokens, then the sorted set of corpus tokens."""
 
-    def __init__(self, vocab: list[str]):
-        from lstmusic.config import SPECIAL_TOKENS
+    settings = TokenizerSettings("classic")
 
+    def __init__(self, vocab: list[str]):
         if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise ValueError("a classic vocabulary starts with the special tokens")
         self.vocab = list(vocab)
         self.index = {tok: i for i, tok in enumerate(self.vocab)}
-        self._pitches: dict[str, list[int] | None] = {}
 
     @classmethod
     def from_corpus(cls, token_lists) -> ClassicTokenizer:
-        from lstmusic.config import SPECIAL_TOKENS
-
         seen = sorted({t for tokens in token_lists for t in tokens})
         return cls(list(SPECIAL_TOKENS) + seen)
 
-    @staticmethod
-    def encode_file(path: Path) -> tuple[list[str], dict]:
+    def fitted(self, corpus: list) -> ClassicTokenizer:
+        return self.from_corpus(corpus)
+
+    def read_file(self, path: Path) -> tuple[list[str], dict]:
         """The original's token strings of a file (ids come once the vocabulary is known)."""
         path = Path(path)
         if path.suffix.lower() in MIDI_SUFFIXES:
@@ -82,16 +84,22 @@ class ClassicTokenizer:
         return tokens, figures
 
     def ids(self, tokens: list[str]) -> np.ndarray:
-        return np.asarray([self.index[t] for t in tokens], dtype=np.int64)
+        try:
+            return np.asarray([self.index[t] for t in tokens], dtype=np.int64)
+        except KeyError as exc:
+            raise BadFile(f"token {exc} not in the run's vocabulary") from None
+
+    def encode_bars(self, path: Path, bars: int) -> np.ndarray:
+        """The first bars of a file, counted as the original wrote them: TOKENS_PER_BAR."""
+        ids, _ = self.encode_file(path)
+        return ids[: bars * TOKENS_PER_BAR]
 
     def events(self, path: Path) -> list[tuple[str, float]]:
         return extract(midi_io.parse_music21(Path(path)))
 
-    def pitches(self, token: str) -> list[int] | None:
-        """MIDI pitches of one token, None for a token that is not a note or chord."""
-        if token not in self._pitches:
-            self._pitches[token] = token_pitches(token)
-        return self._pitches[token]
+    def as_heard(self, path: Path) -> symusic.Score:
+        """As read: classic keeps one part with fixed note lengths, nothing worth comparing."""
+        return midi_io.load(Path(path))
 
     def decode(self, ids) -> tuple[symusic.Score, int]:
         """(score, tokens skipped): one token every STEP quarter notes, as the original."""
@@ -101,8 +109,8 @@ class ClassicTokenizer:
         step = 0
         for i in ids:
             i = int(i)
-            ps = self.pitches(self.vocab[i]) if 0 <= i < len(self.vocab) else None
-            if ps is None:
+            ps = self.vocabulary.pitches[i] if 0 <= i < len(self.vocab) else ()
+            if not ps:
                 skipped += 1
                 continue
             for p in ps:
@@ -122,6 +130,27 @@ class ClassicTokenizer:
 
     def to_dict(self) -> dict:
         return {"name": "classic", "settings": {"name": "classic"}, "vocab": self.vocab}
+
+
+def transpose_token(token: str, k: int, known) -> str | None:
+    """The classic token `token` moved by k semitones, spelled as one of `known` (a note may
+    be in the vocabulary as F# or as G-), or None when it cannot be read or is not known."""
+    if is_chord(token):  # pitch classes in normal order: the order survives transposition
+        try:
+            return ".".join(str((int(p) + k) % 12) for p in token.split("."))
+        except ValueError:
+            return None
+    from music21 import pitch
+
+    try:
+        midi = pitch.Pitch(token).midi + k
+    except Exception:  # noqa: BLE001 - music21 raises many types for unparseable names
+        return None
+    for name in (pitch.Pitch(midi).nameWithOctave,
+                 pitch.Pitch(midi).getEnharmonic().nameWithOctave):
+        if name in known:
+            return name
+    return None
 
 
 def is_chord(token: str) -> bool:

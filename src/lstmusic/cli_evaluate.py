@@ -8,40 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# The same as evaluate.DEFAULT_SAMPLES / DEFAULT_BARS (a test checks), repeated here so that
-# building the parser does not import numpy and symusic.
-DEFAULT_SAMPLES = 8
-DEFAULT_BARS = 16
 EVALUATION_JSON = "evaluation.json"  # what `evaluate` writes in the run folder, `compare` reads
 
 
 def register(sub) -> None:
     """Add `evaluate` and `compare` to the subparsers `sub` of the lstmusic parser."""
+    from lstmusic.config import CompareConfig, EvaluateConfig
+    from lstmusic.options import add_options
+
     p = sub.add_parser(
         "evaluate", help="measure a run: likelihood, statistics, copying",
         description="Score held-out music with a run, sample it (or read --samples-from) and "
                     "compare the samples with the training music: MusPy statistics, copied "
                     "figures, collapse. Writes RUN_DIR/evaluation.json unless --json is given.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--data", metavar="DATASET_OR_SOURCE",
-                   help="held-out music to score: a dataset folder made with the run's "
-                        "tokenizer, or music files (default: the run's validation files)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help="samples to generate and judge (default: %(default)s)")
-    p.add_argument("--bars", type=int, default=DEFAULT_BARS, metavar="B",
-                   help="bars per sample and per reference excerpt (default: %(default)s)")
-    p.add_argument("--samples-from", metavar="DIR",
-                   help="judge the MIDI files in DIR (e.g. another system's) instead of sampling")
-    p.add_argument("--json", metavar="OUT.json",
-                   help=f"where to write the numbers (default: RUN_DIR/{EVALUATION_JSON}; with "
-                        "--samples-from, RUN_DIR/evaluation-from-DIRNAME.json)")
-    p.add_argument("--html", metavar="OUT.html",
-                   help="also write a self-contained page with piano rolls and audio")
-    p.add_argument("--config", metavar="FILE.toml",
-                   help="option values from a TOML file (top-level keys or an [evaluate] "
-                        "table); options given here override it")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the samples (default: %(default)s)")
+    add_options(p, EvaluateConfig, "evaluate")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -50,36 +31,33 @@ def register(sub) -> None:
                     f"{EVALUATION_JSON}; a run without one is evaluated first (and it is "
                     "written).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help="samples, for runs evaluated now (default: %(default)s)")
-    p.add_argument("--bars", type=int, default=DEFAULT_BARS, metavar="B",
-                   help="bars per sample, for runs evaluated now (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed, for runs evaluated now (default: %(default)s)")
+    add_options(p, CompareConfig, "compare")
     p.set_defaults(func=cmd_compare)
 
 
 def cmd_evaluate(args) -> int:
     from lstmusic.checkpoint import refuse_pickle
+    from lstmusic.config import EvaluateConfig
     from lstmusic.evaluate import print_skipped, run_evaluation
+    from lstmusic.options import settings
 
+    cfg = settings(args, EvaluateConfig, "evaluate")
     run_dir = Path(args.run_dir)
     refuse_pickle(run_dir)
-    ev = run_evaluation(run_dir, args.data, args.samples, args.bars, args.samples_from,
-                        args.seed)
+    ev = run_evaluation(run_dir, cfg.data, cfg.samples, cfg.bars, cfg.samples_from, cfg.seed)
     print_skipped(ev.result["skipped"])
     print_summary(ev.result)
-    if args.json:
-        out = Path(args.json)
-    elif args.samples_from:
-        out = run_dir / f"evaluation-from-{Path(args.samples_from).resolve().name}.json"
+    if cfg.json:
+        out = Path(cfg.json)
+    elif cfg.samples_from:
+        out = run_dir / f"evaluation-from-{Path(cfg.samples_from).resolve().name}.json"
     else:
         out = run_dir / EVALUATION_JSON
-    _write_json(out, ev.result, explicit=bool(args.json))
-    if args.html:
+    _write_json(out, ev.result, explicit=bool(cfg.json))
+    if cfg.html:
         from lstmusic.html_report import write_html
 
-        print(f"wrote {write_html(ev, Path(args.html))}")
+        print(f"wrote {write_html(ev, Path(cfg.html))}")
     return 0
 
 
@@ -182,14 +160,17 @@ def cmd_compare(args) -> int:
     from rich.table import Table
 
     from lstmusic.checkpoint import refuse_pickle
+    from lstmusic.config import CompareConfig
     from lstmusic.errors import UserError
+    from lstmusic.options import settings
 
+    cfg = settings(args, CompareConfig, "compare")
     runs = [Path(r) for r in args.runs]
     for r in runs:  # every name checked before any run is evaluated
         refuse_pickle(r)
         if not (r / "config.json").is_file():
             raise UserError(f"{r}: not a run folder (no config.json)")
-    results = [load_or_evaluate(r, args.samples, args.bars, args.seed) for r in runs]
+    results = [load_or_evaluate(r, cfg.samples, cfg.bars, cfg.seed) for r in runs]
     table = Table("", *(str(r) for r in runs),
                   caption="statistics: samples / reference / overlap of the distributions")
     for label, get in _rows():

@@ -1,5 +1,11 @@
 """The frozen settings of each stage, in one light module (no numpy, no torch) so that the
-command line can build and check them before anything heavy is imported."""
+command line can build and check them before anything heavy is imported.
+
+Each command's options are the fields of its dataclass here: `opt(default, help)` gives a
+field its help text (and, where the flag is not the field's name, its flag), and
+`options.py` turns the fields into command-line options and `--config` TOML keys. A new
+option is one field.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,27 @@ from pathlib import Path
 
 from lstmusic.errors import UserError
 
+
+def opt(default, help: str = "", **cli):
+    """A config field with its command-line help; `cli` may hold `flag` (the option's name
+    when it is not the field's), `metavar`, `choices`, `nargs` and `const`, or `cli=False`
+    for a field that is not an option."""
+    return field(default=default, metadata={"help": help, **cli})
+
 TOKENIZERS = ("remi", "tsd", "midilike", "classic")
 SPECIAL_TOKENS = ("PAD_None", "BOS_None", "EOS_None")
 PAD, BOS, EOS = 0, 1, 2  # the ids of SPECIAL_TOKENS in every tokenizer
+NO_OCTAVE = 10  # the octave index of tokens that sound no single pitch (octaves are 0..9)
 
 
 @dataclass(frozen=True)
 class TokenizerSettings:
-    name: str = "remi"  # one of TOKENIZERS
-    keep_programs: bool = False  # one stream per GM program, with Program tokens
-    keep_drums: bool = False  # keep drum tracks (only meaningful with keep_programs)
-    num_velocities: int = 16  # velocity bins; 16 is finer than a player's dynamics markings
+    name: str = opt("remi", "how notes become tokens", flag="tokenizer", choices=TOKENIZERS)
+    keep_programs: bool = opt(False, "keep instruments as Program tokens instead of one "
+                                     "piano stream")
+    keep_drums: bool = opt(False, "keep drum tracks (needs --keep-programs)")
+    # 16 bins is finer than a player's dynamics markings
+    num_velocities: int = opt(16, "velocity bins (1..127)", metavar="N")
 
     def __post_init__(self):
         if self.name not in TOKENIZERS:
@@ -35,14 +51,17 @@ class TokenizerSettings:
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    sources: tuple[str, ...]
-    out: Path
+    sources: tuple[str, ...] = opt((), cli=False)  # folders, files or music21:NAME
+    out: Path = opt(Path("dataset"), cli=False)
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
-    val_fraction: float = 0.1  # share of files held out for validation (at least one file)
-    val_every: int = 0  # if > 0: hold out every Nth file by sorted name instead (fixed split)
-    seed: int = 0  # seeds the train/validation split
-    workers: int = 0  # processes tokenizing files; 0 = all cores
-    use_cache: bool = True  # read and fill the per-file cache, and skip an up-to-date dataset
+    val_fraction: float = opt(0.1, "share of files held out for validation (at least one "
+                                   "file)")
+    val_every: int = opt(0, "instead, hold out every K-th file by sorted name (a fixed split)",
+                         metavar="K")
+    seed: int = opt(0, "seed of the train/validation split")
+    workers: int = opt(0, "tokenizing processes (0: all cores)", metavar="N")
+    use_cache: bool = opt(True, "read and fill the per-file cache, and skip an up-to-date "
+                                "dataset", flag="cache")
 
     def __post_init__(self):
         if not 0.0 <= self.val_fraction < 1.0:
@@ -101,32 +120,42 @@ class TrainConfig:
     """Everything `lstmusic train` takes; each field is also a command-line option
     (`--batch-size` for batch_size) and a key of a `--config` TOML file."""
 
-    preset: str = "small"  # model size: one of PRESETS
-    embed_dim: int | None = None  # overrides of the preset's sizes (None: the preset's)
-    hidden_dim: int | None = None
-    layers: int | None = None
-    dropout: float | None = None
-    pitch_classes: bool = True  # key-aware pitch inputs (see ModelConfig)
-    seq_len: int = 128  # tokens per training window
-    batch_size: int = 32  # windows per step (per process under torchrun)
-    lr: float = 2e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.01
-    warmup_steps: int = 100  # linear warm-up, then a cosine down to a tenth of lr
-    grad_clip: float = 1.0  # max gradient norm; LSTMs occasionally spike
-    max_steps: int = 2000  # optimisation steps (sets the cosine schedule's length)
-    epochs: float = 0.0  # if > 0: train this many passes over the training tokens instead
-    max_minutes: float = 0.0  # stop cleanly, with a checkpoint, after this long (0: no limit)
-    eval_every: int = 100  # steps between validations
-    eval_tokens: int = 50_000  # held-out tokens scored at each validation (at most)
-    checkpoint_every: int = 100  # steps between saves of RUN_DIR/last
-    patience: int = 10  # validations without improvement before stopping early (0: never)
-    transpose: int = 6  # random shift in semitones, +- (0: off); keeps pitches in range
-    velocity_shift: int = 0  # random shift of velocity bins, +- (0: off)
-    init_from: str = ""  # a run folder whose weights to start from (same tokenizer)
-    device: str = "auto"  # auto: CUDA when present (bf16 autocast), else the CPU
-    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs tensorboard)
-    samples: int = 3  # pieces composed into RUN_DIR/samples at the end, to hear progress
-    seed: int = 0
+    preset: str = opt("small", "model size: tiny (tests), small (a laptop), medium (a GPU), "
+                               "classic (3 x 512, the original's)", choices=tuple(PRESETS))
+    # overrides of the preset's sizes (None: the preset's)
+    embed_dim: int | None = opt(None, "override the preset's embedding width")
+    hidden_dim: int | None = opt(None, "override the preset's LSTM width")
+    layers: int | None = opt(None, "override the preset's LSTM layers")
+    dropout: float | None = opt(None, "override the preset's dropout")
+    pitch_classes: bool = opt(True, "key-aware pitch inputs: pitch-class and octave embeddings "
+                                    "and a history of the pitch classes heard (off: the plain "
+                                    "network)")
+    seq_len: int = opt(128, "tokens per training window")
+    batch_size: int = opt(32, "windows per step (per process under torchrun)")
+    lr: float = opt(2e-3, "peak learning rate")  # of AdamW
+    weight_decay: float = opt(0.01, "AdamW weight decay")
+    # a cosine down to a tenth of lr follows the warm-up
+    warmup_steps: int = opt(100, "linear warm-up steps")
+    grad_clip: float = opt(1.0, "max gradient norm")  # LSTMs occasionally spike
+    max_steps: int = opt(2000, "optimisation steps")  # also sets the cosine schedule's length
+    epochs: float = opt(0.0, "train this many passes over the training tokens instead of "
+                             "--max-steps")
+    max_minutes: float = opt(0.0, "time budget in minutes; ends cleanly with a checkpoint "
+                                  "(0: none)")
+    eval_every: int = opt(100, "steps between validations")
+    eval_tokens: int = opt(50_000, "held-out tokens scored per validation (at most)")
+    checkpoint_every: int = opt(100, "steps between saves of RUN_DIR/last")
+    patience: int = opt(10, "validations without improvement before stopping (0: never)")
+    # keeps pitches in range: a shift is drawn among those that keep every token
+    transpose: int = opt(6, "random transposition, +- semitones (0: off)")
+    velocity_shift: int = opt(0, "random velocity shift, +- bins (0: off)")
+    init_from: str = opt("", "start from this run folder's weights (same tokenizer); "
+                             "'bundled' for the model that ships with lstmusic",
+                         metavar="RUN_DIR")
+    device: str = opt("auto", "auto picks CUDA when present (bf16 autocast)", choices=DEVICES)
+    tensorboard: bool = opt(False, "also log to RUN_DIR/tensorboard (needs tensorboard)")
+    samples: int = opt(3, "pieces composed into RUN_DIR/samples at the end (0: none)")
+    seed: int = opt(0, "seed of sampling, initialisation and dropout")
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -149,74 +178,34 @@ class TrainConfig:
                                        **{k: v for k, v in sizes.items() if v is not None})
 
 
-def field_types(cls) -> dict[str, type]:
-    """{field: python type} of a config dataclass (`int | None` -> int), for parsing values
-    from the command line and TOML files."""
-    import dataclasses
-
-    names = {"int": int, "float": float, "str": str, "bool": bool}
-    return {f.name: names[f.type.split(" | ")[0]] for f in dataclasses.fields(cls)}
-
-
-def read_toml(path: Path, section: str) -> dict:
-    """A TOML file's top-level keys merged with those of its [section] table."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML ({exc})") from None
-    return {**{k: v for k, v in data.items() if not isinstance(v, dict)},
-            **data.get(section, {})}
-
-
-def load_toml(path: Path, cls, section: str) -> dict:
-    """The settings for `cls` in a TOML file: top-level keys, or those of its [section]
-    table; an unknown key or a value of the wrong type is one clear line."""
-    data = read_toml(path, section)
-    types = field_types(cls)
-    out = {}
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if name not in types:
-            raise UserError(f"{path}: unknown setting {key!r}; known: {', '.join(types)}")
-        want = types[name]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise UserError(f"{path}: {key} must be {want.__name__}, not {value!r}")
-        out[name] = value
-    return out
-
-
 @dataclass(frozen=True)
 class GenerateConfig:
     """Everything `lstmusic generate` takes (also settable from a `--config` TOML file)."""
 
-    n: int = 1  # pieces, sampled together as one batch
-    bars: int = 16  # length in bars (ends on a bar line) unless seconds or tokens is set
-    seconds: float = 0.0  # if > 0: about this long at the piece's tempo, rounded to bars
-    tokens: int = 0  # if > 0: exactly this many new tokens instead
-    temperature: float = 1.0  # < 1 is safer, > 1 more adventurous
-    top_k: int = 0  # keep only the k likeliest tokens (0: off)
-    top_p: float = 0.95  # keep the likeliest tokens up to this probability mass (1: off)
-    greedy: bool = False  # always the likeliest token (what made the original collapse)
-    prime: str = ""  # a MIDI file whose first prime_bars bars the piece continues
-    prime_bars: int = 4
-    omit_prime: bool = False  # leave the prime out of the output
-    prime_from_data: bool = False  # start from a random window of the training data
-    style: str = ""  # one of the run's styles (`lstmusic styles RUN_DIR`)
-    tempo: float = 0.0  # BPM of the output (0: the model's choice, else 120)
-    program: int = 0  # General MIDI program of the output (0: acoustic grand piano)
-    loop: bool = False  # exactly `bars` bars that flow back into their own start
-    guard: bool = True  # detect and resample degenerate bars while sampling
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda or auto
+    n: int = opt(1, "pieces, sampled together in one batch")
+    bars: int = opt(16, "length in bars; the piece ends on a bar line")
+    seconds: float = opt(0.0, "length in seconds instead (at the piece's tempo, rounded to "
+                              "whole bars)")
+    tokens: int = opt(0, "exactly this many new tokens instead")
+    temperature: float = opt(1.0, "below 1 is safer, above 1 more adventurous")
+    top_k: int = opt(0, "sample among the k likeliest tokens (0: off)")
+    top_p: float = opt(0.95, "sample among the likeliest tokens holding this probability "
+                             "(1: off)")
+    greedy: bool = opt(False, "always take the likeliest token (the original's argmax; "
+                              "collapses)")
+    prime: str = opt("", "continue the first --prime-bars bars of this MIDI file",
+                     metavar="FILE.mid")
+    prime_bars: int = opt(4, "bars of the prime")
+    omit_prime: bool = opt(False, "leave the prime out of the output")
+    prime_from_data: bool = opt(False, "start from a random window of the training data")
+    style: str = opt("", "steer with one of the run's styles (lstmusic styles RUN_DIR)",
+                     metavar="NAME")
+    tempo: float = opt(0.0, "BPM (0: the model's choice, else 120)")
+    program: int = opt(0, "General MIDI program (0: acoustic grand piano)")
+    loop: bool = opt(False, "exactly --bars bars that loop back into their start")
+    guard: bool = opt(True, "resample degenerate bars (repeated notes, stuck bars, silence)")
+    seed: int = opt(0, "same seed, same options, same run: the same MIDI, byte for byte")
+    device: str = opt("cpu", "cpu, cuda or auto", choices=DEVICES)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -238,3 +227,70 @@ class GenerateConfig:
             raise UserError("choose one of --prime and --prime-from-data")
         if self.loop and (self.tokens or self.seconds):
             raise UserError("--loop makes exactly --bars bars; drop --tokens/--seconds")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What `generate` and `render` write beside each MIDI file."""
+
+    audio: str | None = opt(None, "also write a 16-bit WAV through FluidSynth (default: "
+                                  "beside the MIDI)", nargs="?", const="", metavar="WAV")
+    plot: str | None = opt(None, "also write a piano-roll PNG (default: beside the MIDI)",
+                           nargs="?", const="", metavar="PNG")
+    soundfont: str | None = opt(None, "a General MIDI SoundFont to render with",
+                                metavar="SF2")
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    tokenizer: str = opt("remi", "tokenizer to show a file with", choices=TOKENIZERS)
+    limit: int = opt(200, "rows shown at most")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What `lstmusic evaluate` takes (`compare` takes samples, bars and seed)."""
+
+    data: str | None = opt(None, "held-out music to score: a dataset folder made with the "
+                                 "run's tokenizer, or music files (default: the run's "
+                                 "validation files)", metavar="DATASET_OR_SOURCE")
+    samples: int = opt(8, "samples to generate and judge", metavar="N")
+    bars: int = opt(16, "bars per sample and per reference excerpt", metavar="B")
+    samples_from: str | None = opt(None, "judge the MIDI files in DIR (e.g. another "
+                                         "system's) instead of sampling", metavar="DIR")
+    json: str | None = opt(None, "where to write the numbers (default: "
+                                 "RUN_DIR/evaluation.json; with --samples-from, "
+                                 "RUN_DIR/evaluation-from-DIRNAME.json)", metavar="OUT.json")
+    html: str | None = opt(None, "also write a self-contained page with piano rolls and "
+                                 "audio", metavar="OUT.html")
+    seed: int = opt(0, "seed of the samples")
+
+    def __post_init__(self):
+        if self.samples < 1 or self.bars < 1:
+            raise UserError(f"--samples and --bars must be at least 1, not {self.samples} "
+                            f"and {self.bars}")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    samples: int = opt(8, "samples, for runs evaluated now", metavar="N")
+    bars: int = opt(16, "bars per sample, for runs evaluated now", metavar="B")
+    seed: int = opt(0, "seed, for runs evaluated now")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    runs: str | None = opt(None, "also offer every run folder under FOLDER", metavar="FOLDER")
+    host: str = opt("127.0.0.1", "address to bind (this computer only; 0.0.0.0 shares it "
+                                 "with the network)")
+    port: int = opt(7860, "port to listen on")
+    soundfont: str | None = opt(None, "a General MIDI SoundFont", metavar="FILE.sf2")
+
+    def __post_init__(self):
+        if not 1 <= self.port <= 65535:
+            raise UserError(f"--port must be 1..65535, not {self.port}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    source: str | None = opt(None, "what to record as the training data (e.g. music21:bach)")

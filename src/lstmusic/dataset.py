@@ -44,7 +44,7 @@ CACHE_VERSION = 1
 class FileResult:
     source: SourceFile
     sha256: str
-    tokens: object = None  # np.ndarray of ids, or list[str] for classic
+    tokens: object = None  # what Tokenizer.read_file returns: ids, or classic's strings
     figures: dict | None = None
     reason: str | None = None  # why the file was skipped
     cached: bool = False
@@ -132,12 +132,12 @@ def _init_worker(settings: TokenizerSettings) -> None:
     global _TOKENIZER
     from lstmusic.tokenizer import build_tokenizer
 
-    _TOKENIZER = build_tokenizer(settings)  # classic: only its static extraction is used
+    _TOKENIZER = build_tokenizer(settings)  # classic: fitted to the corpus after reading
 
 
 def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
     try:
-        tokens, figures = _TOKENIZER.encode_file(path)
+        tokens, figures = _TOKENIZER.read_file(path)
     except BadFile as exc:
         return None, None, str(exc)
     except (MemoryError, RecursionError) as exc:
@@ -289,13 +289,9 @@ def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
 
     from lstmusic.tokenizer import build_tokenizer
 
-    if cfg.tokenizer.name == "classic":
-        # The original's vocabulary is the sorted set of the corpus' tokens.
-        tokenizer = build_tokenizer(cfg.tokenizer, [r.tokens for r in good])
-        arrays = [tokenizer.ids(r.tokens) for r in good]
-    else:
-        tokenizer = tokenizer or build_tokenizer(cfg.tokenizer)
-        arrays = [np.asarray(r.tokens) for r in good]
+    # classic takes its vocabulary from the corpus (the sorted set of its tokens)
+    tokenizer = (tokenizer or build_tokenizer(cfg.tokenizer)).fitted([r.tokens for r in good])
+    arrays = [tokenizer.ids(r.tokens) for r in good]
     vocab_size = len(tokenizer.vocab)
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
     held_out = split_names([r.source.name for r in good], cfg,

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from lstmusic import metrics
+from lstmusic.config import BOS, EOS, EvaluateConfig
 from lstmusic.errors import BadFile, UserError
 
-DEFAULT_SAMPLES = 8
-DEFAULT_BARS = 16
+DEFAULT_SAMPLES = EvaluateConfig.samples
+DEFAULT_BARS = EvaluateConfig.bars
 WINDOW = 512  # tokens per forward pass while scoring; the state carries across windows
 FILES_PER_BATCH = 8  # held-out files scored side by side
 MAX_REFERENCE = 200  # reference excerpts measured at most (evenly spread over the corpus)
@@ -66,7 +67,7 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
     t0, timings, skipped = time.perf_counter(), {}, []
     run_dir = Path(run_dir)
     composer = Composer.load(run_dir)
-    ds = run_dataset(run_dir, composer.config)
+    ds = run_dataset(run_dir, composer.run)
     if samples_from:  # read first: a bad folder is reported before any long work
         names, scores, reports = read_samples(Path(samples_from), composer, skipped)
     held = held_out(composer, ds, data, skipped)
@@ -106,22 +107,22 @@ def _lap(t0: float, timings: dict) -> float:
 
 
 # ------------------------------------------------------------------ data
-def run_dataset(run_dir: Path, config: dict):
-    """The dataset the run was trained on (config data.path, else RUN_DIR/data)."""
+def run_dataset(run_dir: Path, run):
+    """The dataset the run was trained on (its recorded data path, else RUN_DIR/data)."""
     from lstmusic.dataset import Dataset, is_dataset
 
-    recorded = config.get("data", {}).get("path") or ""
+    recorded = run.data.path
     for candidate in ([Path(recorded)] if recorded else []) + [run_dir / "data"]:
         if is_dataset(candidate):
             ds = Dataset.open(candidate)
-            check_tokenizer(config, ds, str(candidate))
+            check_tokenizer(run, ds, str(candidate))
             return ds
     raise UserError(f"{run_dir}: its training data {recorded or '(none recorded)'} is not "
                     "here; it is needed for the reference statistics and the copy check")
 
 
-def check_tokenizer(config: dict, ds, where: str) -> None:
-    run_tok, data_tok = config["tokenizer"], ds.tokenizer_dict
+def check_tokenizer(run, ds, where: str) -> None:
+    run_tok, data_tok = run.tokenizer, ds.tokenizer_dict
     if run_tok.get("vocab") != data_tok.get("vocab"):
         raise UserError(f"{where}: tokenized with {data_tok.get('name', '?')} "
                         f"({len(data_tok.get('vocab', []))} tokens), but the run uses "
@@ -136,7 +137,7 @@ def held_out(composer, run_ds, data, skipped: list) -> dict:
     if data is None or is_dataset(Path(data)):
         ds = run_ds if data is None else Dataset.open(Path(data))
         if data is not None:
-            check_tokenizer(composer.config, ds, str(data))
+            check_tokenizer(composer.run, ds, str(data))
         entries = ds.split("validation") or ([] if data is None else ds.manifest["files"])
         if not entries:
             raise UserError(f"{ds.root}: no validation files to score; pass --data")
@@ -160,14 +161,9 @@ def tokenize_source(composer, source: str, skipped: list) -> tuple[list, list]:
     paths = resolve_all([source])
     for f in paths:
         try:
-            tokens, fig = composer.tokenizer.encode_file(f.path)
-            ids = composer.tokenizer.ids(tokens) if composer.kind == "classic" else tokens
+            ids, fig = composer.tokenizer.encode_file(f.path)
         except BadFile as exc:
             skipped.append({"path": str(f.path), "reason": str(exc)})
-            continue
-        except KeyError as exc:  # a classic token this run's vocabulary lacks
-            skipped.append({"path": str(f.path), "reason": f"token {exc} not in the run's "
-                                                            "vocabulary"})
             continue
         files.append((np.asarray(ids, np.int64), _style(composer, f.style)))
         figures.append(fig)
@@ -182,8 +178,6 @@ def _style(composer, name: str) -> int:
 
 
 def _framed(ids: np.ndarray) -> np.ndarray:
-    from lstmusic.config import BOS, EOS
-
     return np.concatenate([[BOS], ids, [EOS]]).astype(np.int64)
 
 
@@ -254,7 +248,6 @@ def score_likelihood(model, held: dict) -> dict:
 
 def _score_batch(model, files, device) -> tuple[float, float, float]:
     import torch
-    import torch.nn.functional as F
 
     from lstmusic.config import PAD
 
@@ -262,25 +255,21 @@ def _score_batch(model, files, device) -> tuple[float, float, float]:
     for b, (f, _) in enumerate(files):
         ids[b, :len(f)] = torch.from_numpy(f)
     ids, style = ids.to(device), torch.tensor([s for _, s in files], device=device)
-    state, nll, correct, count = None, 0.0, 0.0, 0.0
+    state, totals = None, np.zeros(3)
     for start in range(0, ids.shape[1] - 1, WINDOW):
-        x = ids[:, start:start + WINDOW + 1]
-        logits, state = model(x[:, :-1], style, state)  # (B, T, V); state goes on
-        logits, target = logits.float(), x[:, 1:]
-        mask = target != PAD  # after a file's EOS: padding, never scored
-        lp = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-        nll += float(lp[mask].sum())
-        correct += float((logits.argmax(-1) == target)[mask].sum())
-        count += float(mask.sum())
-    return nll, correct, count
+        # the state goes on; after a file's EOS: padding, never scored
+        sums, state = model.scores(ids[:, start:start + WINDOW + 1], style, state)
+        totals += sums
+    return tuple(float(x) for x in totals)
 
 
 # ------------------------------------------------------------------ samples
 def generate_samples(composer, n: int, bars: int, seed: int) -> tuple[list, list, list]:
     """(names, scores, piece reports) of n samples of `bars` bars, one batch."""
-    pieces, _ = composer.generate(n=n, bars=bars, seed=seed)
+    pieces = composer.generate(n=n, bars=bars, seed=seed).pieces
     return ([f"sample-{i}" for i in range(1, n + 1)], [p.score for p in pieces],
-            [{**p.report, "planned_bars": bars} for p in pieces])
+            [{"repairs": p.report.repairs, "resampled_bars": p.report.resampled_bars,
+              "planned_bars": bars} for p in pieces])
 
 
 def read_samples(folder: Path, composer, skipped: list) -> tuple[list, list, list]:
@@ -302,7 +291,7 @@ def read_samples(folder: Path, composer, skipped: list) -> tuple[list, list, lis
     names, scores = [], []
     for p in paths:
         try:
-            scores.append(_read_sample(p, composer))
+            scores.append(composer.tokenizer.as_heard(p))
         except (BadFile, OSError) as exc:
             skipped.append({"path": str(p), "reason": str(exc)})
             continue
@@ -312,18 +301,6 @@ def read_samples(folder: Path, composer, skipped: list) -> tuple[list, list, lis
     return names, scores, [{"repairs": 0, "resampled_bars": 0} for _ in scores]
 
 
-def _read_sample(path: Path, composer):
-    from lstmusic import midi_io
-
-    settings = composer.config["tokenizer"].get("settings", {})
-    score = midi_io.load(path, settings.get("keep_programs", False),
-                         settings.get("keep_drums", False))
-    if composer.kind == "classic":
-        return score
-    ids = composer.tokenizer.encode(score)
-    if not len(ids):
-        raise BadFile("no notes inside the tokenizer's pitch range (21-108)")
-    return composer.tokenizer.decode(ids)[0]
 
 
 def judge_samples(names, scores, reports, corpus: Corpus, bars: int) -> tuple[list, list, dict]:
@@ -370,12 +347,12 @@ def _generate_settings() -> dict:
 
 
 def run_info(run_dir: Path, composer) -> dict:
-    config = composer.config
-    row = config.get("metrics", {})
-    return {"path": str(run_dir), "tokenizer": composer.kind, "vocab_size": len(composer.vocab),
-            "parameters": composer.model.n_params(), "step": config.get("step"),
-            "val_loss": row.get("val_loss"), "preset": config.get("train", {}).get("preset"),
-            "unigram_nll": config.get("baseline", {}).get("unigram_nll")}
+    run = composer.run
+    return {"path": str(run_dir), "tokenizer": composer.kind,
+            "vocab_size": len(composer.tokenizer.vocab),
+            "parameters": composer.model.n_params(), "step": run.step,
+            "val_loss": run.val_loss, "preset": run.train.preset if run.train else None,
+            "unigram_nll": run.unigram_nll}
 
 
 def _json_safe(obj):
@@ -396,25 +373,25 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
     """A few samples of a run with their statistics, written to RUN_DIR/samples/
     (sample-1.mid, sample-1.png, ..., metrics.json, replaced as a whole); returns the
     metrics. Needs no dataset: meant for the end of `train` (seconds for a small model)."""
+    import shutil
+
     from lstmusic import atomic
     from lstmusic.compose import Composer
-    from lstmusic.render import plot_piano_roll
+    from lstmusic.writeout import Target, write_all
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    composer = Composer.load(run_dir)
-    names, scores, reports = generate_samples(composer, n, bars, seed)
-    rows = []
+    names, scores, reports = generate_samples(Composer.load(run_dir), n, bars, seed)
     staged = atomic.staging_dir(run_dir / "samples")
     try:
-        for name, score, report in zip(names, scores, reports, strict=True):
-            score.dump_midi(str(staged / f"{name}.mid"))
-            plot_piano_roll(score, staged / f"{name}.png", f"{run_dir.name}: {name}")
-            rows.append({"name": name, "midi": f"{name}.mid",
-                         **metrics.collapse(score, metrics.bar_start(score, bars + 1)),
-                         "repairs": int(report["repairs"]),
-                         "resampled_bars": int(report["resampled_bars"]),
-                         "metrics": metrics.piece_stats(score)})
+        write_all(scores, [Target(staged / f"{name}.mid", png=staged / f"{name}.png",
+                                  title=f"{run_dir.name}: {name}") for name in names])
+        rows = [{"name": name, "midi": f"{name}.mid",
+                 **metrics.collapse(score, metrics.bar_start(score, bars + 1)),
+                 "repairs": int(report["repairs"]),
+                 "resampled_bars": int(report["resampled_bars"]),
+                 "metrics": metrics.piece_stats(score)}
+                for name, score, report in zip(names, scores, reports, strict=True)]
         means = {m: _mean([r["metrics"][m] for r in rows]) for m in metrics.METRICS}
         result = _json_safe({"samples": rows, "metrics": means, "bars": bars, "seed": seed,
                              "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
@@ -424,8 +401,6 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
         atomic.publish_dir(staged, run_dir / "samples")
     finally:
         if staged.exists():
-            import shutil
-
             shutil.rmtree(staged, ignore_errors=True)
     return result
 

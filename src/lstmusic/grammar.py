@@ -224,6 +224,15 @@ class Grammar:
         m[:, EOS] = eos | (state.node == self.end)
         return m
 
+    def silent(self, state: GrammarState, row: int, bars: int) -> bool:
+        """Whether nothing has sounded in row `row` for `bars` whole bars before its current
+        bar (held notes are not silence). Always False for classic, whose tokens each sound
+        a note or chord and whose clock keeps no note ends."""
+        if self.name == "classic":
+            return False
+        return int(state.sounding[row]) == 0 and \
+            int(state.bar_start[row] - state.note_end[row]) >= bars * int(state.bar_len[row])
+
     def finish_mask(self, state: GrammarState) -> torch.Tensor:
         """(B, V) bool: the part of `mask` heading for EOS, to end a sample cleanly at a length
         limit: EOS where allowed, else (MIDI-Like) release the sounding notes first."""

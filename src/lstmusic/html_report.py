@@ -183,16 +183,15 @@ def _samples_section(evaluation, soundfont) -> str:
 def _sample_block(row: dict, score, near, bars: int, audio, stem: Path) -> str:
     """A sample's piano roll (and player) beside its nearest training excerpt."""
     from lstmusic.metrics import NEAR_NGRAM, excerpt
-    from lstmusic.render import plot_piano_roll
 
     copy = row["longest_copy"]
     view, first = _window(score, copy, bars)
     title = row["name"] if first is None else f"{row['name']} from bar {first}"
-    mine = _png(plot_piano_roll, view, stem.with_suffix(".sample.png"), title)
+    mine = _png(view, stem.with_suffix(".sample.png"), title)
     if near is not None and copy:
         title = f"{copy['training_file']} from bar {copy['bar']} (nearest in training)"
         theirs = (f"<img alt='nearest training excerpt' src='"
-                  f"{_png(plot_piano_roll, near, stem.with_suffix('.near.png'), title)}'>"
+                  f"{_png(near, stem.with_suffix('.near.png'), title)}'>"
                   f"<figcaption>{_e(copy['training_file'])}, from bar {copy['bar']}: "
                   f"{copy['notes']} notes shared (from the sample's bar {copy['sample_bar']})"
                   "</figcaption>")
@@ -216,8 +215,10 @@ def _window(score, copy: dict | None, bars: int):
     return excerpt(score, first, bars), first
 
 
-def _png(plot, score, path: Path, title: str) -> str:
-    plot(score, path, title)
+def _png(score, path: Path, title: str) -> str:
+    from lstmusic.writeout import Target, write_all
+
+    write_all([score], [Target(None, png=path, title=title)])
     return _data_uri(path.read_bytes(), "image/png")
 
 
@@ -228,14 +229,13 @@ class _Audio:
         self.soundfont, self.spent, self.reason = soundfont, 0, ""
 
     def tag(self, score, stem: Path) -> str:
-        from lstmusic.render import render_audio
+        from lstmusic.writeout import Target, write_all
 
         if self.reason or not score.note_num():
             return ""
         midi, wav = stem.with_suffix(".mid"), stem.with_suffix(".wav")
-        score.dump_midi(str(midi))
         try:
-            render_audio(midi, wav, self.soundfont, AUDIO_RATE)
+            write_all([score], [Target(midi, wav)], self.soundfont, sample_rate=AUDIO_RATE)
         except UserError as exc:  # no FluidSynth or no SoundFont: the page goes without
             self.reason = str(exc)
             return ""

@@ -28,7 +28,7 @@ NEAR_NGRAM = 4  # shortest run looked for when finding a sample's nearest traini
 GRID = 8  # onsets are compared on a 1/8-beat grid: the tokenizers' finest position
 MAX_GAP = 64  # onset gaps longer than 8 beats count as one "long rest" in the copy check
 MAX_CANDIDATES = 64  # training places followed per shared figure (common figures recur)
-COLLAPSE_SAME_PITCH = 8  # a longer run of one pitch is collapse (as in compose)
+COLLAPSE_SAME_PITCH = 8  # a longer run of one pitch is collapse (the guard's limit too)
 COLLAPSE_MIN_PITCHES = 8  # fewer distinct pitches than this is collapse
 COLLAPSE_SILENT_BARS = 2.0  # a longer stretch without any sounding note is collapse
 
@@ -197,10 +197,7 @@ def collapse(score: symusic.Score, planned_ticks: int = 0) -> dict:
     with no sounding note (up to `planned_ticks`, the length the piece was asked to have)."""
     n = notes_of(score)
     pitches = n["pitch"]
-    run = best = 1 if len(pitches) else 0
-    for a, b in zip(pitches[:-1], pitches[1:], strict=True):
-        run = run + 1 if a == b else 1
-        best = max(best, run)
+    best = longest_run(pitches.tolist())
     silence = _longest_silence(n, max(planned_ticks, int(score.end())))
     silent_bars = silence / bar_ticks(score)
     reasons = []
@@ -213,6 +210,16 @@ def collapse(score: symusic.Score, planned_ticks: int = 0) -> dict:
     return {"notes": int(len(pitches)), "distinct_pitches": len(set(pitches.tolist())),
             "max_same_pitch_run": int(best), "longest_silence_bars": round(silent_bars, 2),
             "collapsed": bool(reasons), "collapse_reasons": reasons}
+
+
+def longest_run(values: list) -> int:
+    """The longest run of one value in a row (0 for none): how collapse counts a pitch
+    repeated, here over a whole piece and in `guard` over the bar being written."""
+    run = best = 1 if len(values) else 0
+    for a, b in zip(values[:-1], values[1:], strict=True):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
 
 
 def _longest_silence(n: dict[str, np.ndarray], end: int) -> int:

@@ -21,44 +21,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstmusic.config import PRESETS, ModelConfig
+from lstmusic.config import NO_OCTAVE, PAD, PRESETS, ModelConfig
 
 __all__ = ["PRESETS", "ModelConfig", "MusicLSTM", "Stepper"]
 
 # (h, c), each (layers, B, hidden_dim), and with pitch_classes the histogram (B, 12)
 State = tuple[torch.Tensor, ...]
 HISTORY_DECAY = 0.98  # per token: the pitch-class histogram remembers ~50 tokens (~15 notes)
-NO_OCTAVE = 10  # the octave index of tokens that sound no single pitch
-
-
-def pitch_tables(vocab: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per token, the pitch classes it sounds, (V, 12) 0/1, and its octave, (V,) 0..9 or
-    NO_OCTAVE: `Pitch_60`/`NoteOn_60` (REMI, TSD, MIDI-Like), a classic note name (`E4`,
-    `B-2`) or chord (`4.7.11`, pitch classes in normal order, no octave)."""
-    from lstmusic.classic import is_chord, token_pitches  # classic's own token reading
-
-    pcs, octave = torch.zeros(len(vocab), 12), torch.full((len(vocab),), NO_OCTAVE)
-    for i, tok in enumerate(vocab):
-        kind, sep, value = tok.partition("_")
-        if sep:  # REMI, TSD, MIDI-Like: Kind_value
-            pitches = [int(value)] if kind in ("Pitch", "NoteOn") and value.isdigit() else []
-        else:  # classic: a note name or a chord of pitch classes
-            pitches = token_pitches(tok) or []
-        pcs[i, [p % 12 for p in pitches]] = 1.0
-        if len(pitches) == 1 and not is_chord(tok):
-            octave[i] = min(max(pitches[0] // 12, 0), NO_OCTAVE - 1)
-    return pcs, octave
 
 
 class MusicLSTM(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab: list[str] | None = None):
-        """`vocab` fills the pitch tables of a new `pitch_classes` model; a loaded one gets
-        them from its checkpoint (they are saved with the weights)."""
+    def __init__(self, cfg: ModelConfig, tables: tuple | None = None):
+        """`tables`, the (V, 12) pitch classes and (V,) octaves of each token
+        (`vocab.Vocabulary.tables()`), fill a new `pitch_classes` model's buffers; a loaded
+        one gets them from its checkpoint (they are saved with the weights)."""
         super().__init__()
         self.cfg = cfg
         if cfg.pitch_classes:
-            pcs, octave = pitch_tables(vocab) if vocab else (
-                torch.zeros(cfg.vocab_size, 12), torch.full((cfg.vocab_size,), NO_OCTAVE))
+            if tables is None:
+                tables = (torch.zeros(cfg.vocab_size, 12), torch.full((cfg.vocab_size,),
+                                                                       NO_OCTAVE))
+            pcs, octave = (torch.as_tensor(t) for t in tables)
+            pcs, octave = pcs.float(), octave.long()
             self.register_buffer("pitch_class_of", pcs)
             self.register_buffer("octave_of", octave)
             self.pc_embed = nn.Linear(12, cfg.embed_dim, bias=False)  # chords: several rows
@@ -126,6 +110,18 @@ class MusicLSTM(nn.Module):
         """One token per sequence: ids (B,) -> logits (B, V), state."""
         logits, state = self.forward(ids[:, None], style, state)
         return logits[:, 0], state
+
+    def scores(self, ids: torch.Tensor, style: torch.Tensor | None = None,
+               state: State | None = None) -> tuple[tuple[float, float, float], State]:
+        """Teacher-forced scores of a window: ids (B, T + 1) with PAD after each piece's
+        end -> ((summed NLL in nats, correct top-1 guesses, tokens scored), state after it).
+        PAD targets are not scored."""
+        logits, state = self(ids[:, :-1], style, state)  # (B, T, V)
+        logits, target = logits.float(), ids[:, 1:]
+        mask = target != PAD
+        lp = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        return (float(lp[mask].sum()), float((logits.argmax(-1) == target)[mask].sum()),
+                float(mask.sum())), state
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

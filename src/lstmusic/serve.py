@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -32,14 +31,14 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from fastapi import Request as HttpRequest  # a module global: FastAPI reads the annotation
 
 from lstmusic import checkpoint, midi_io
+from lstmusic.config import GenerateConfig
 from lstmusic.errors import BadFile, UserError
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
@@ -58,7 +57,9 @@ class Limit:
     integer: bool = True
 
 
-# What the page may ask for; anything outside is refused with a message naming the range.
+# What the page may ask for, by the page's names (`variations` is GenerateConfig's n): the
+# studio's own caps within GenerateConfig's ranges, so that one click stays a few seconds of
+# work. Anything outside is refused with a message naming the range.
 LIMITS = {
     "bars": Limit(1, 64, 16),
     "variations": Limit(1, 4, 1),
@@ -70,6 +71,7 @@ LIMITS = {
     "prime_bars": Limit(1, 16, 4),
 }
 LABELS = {"top_p": "top-p", "prime_bars": "prime bars"}
+FIELDS = {"variations": "n"}  # page name -> GenerateConfig field, where they differ
 
 
 class Busy(UserError):
@@ -102,7 +104,7 @@ class ModelEntry:
 
 def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[ModelEntry]:
     """The bundled model, each RUN_DIR given and every run folder found under `runs`."""
-    from lstmusic.compose import bundled_run_dir
+    from lstmusic.run import bundled_run_dir
 
     folders: list[Path | None] = []
     if (bundled_run_dir() / checkpoint.CONFIG).exists():
@@ -141,19 +143,14 @@ def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[Model
 
 
 def _entry(model_id: str, folder: Path | None) -> ModelEntry:
-    from lstmusic.compose import bundled_run_dir
+    from lstmusic.run import read_run
 
-    config = checkpoint.read_config(folder or bundled_run_dir())
-    if not isinstance(config.get("tokenizer"), dict) or "model" not in config:
-        raise UserError(f"{folder}: {checkpoint.CONFIG} describes no model")
-    best = config.get("metrics") or {}
-    name = folder.name if folder else "bundled"
+    run = read_run(folder)
     return ModelEntry(
-        id=model_id, name=name, run_dir=folder, tokenizer=config["tokenizer"]["name"],
-        styles=tuple(config.get("styles", [])), val_nll=_rounded(best.get("val_loss")),
-        val_perplexity=_rounded(best.get("val_perplexity")),
-        unigram_nll=_rounded((config.get("baseline") or {}).get("unigram_nll")),
-        step=config.get("step"))
+        id=model_id, name=folder.name if folder else "bundled", run_dir=folder,
+        tokenizer=run.tokenizer_name, styles=run.styles, val_nll=_rounded(run.val_loss),
+        val_perplexity=_rounded(run.metrics.get("val_perplexity")),
+        unigram_nll=_rounded(run.unigram_nll), step=run.step)
 
 
 def _rounded(value) -> float | None:
@@ -162,44 +159,23 @@ def _rounded(value) -> float | None:
 
 # ---------------------------------------------------------------- requests and jobs
 @dataclass(frozen=True)
-class Settings:
-    """One click's settings, checked."""
+class Request:
+    """One click, checked: which model, the generation settings, the upload's name."""
 
     model: str
-    style: str
-    bars: int
-    variations: int
-    temperature: float
-    top_p: float
-    seed: int
-    loop: bool
-    tempo: float
-    program: int
-    prime_bars: int
-    prime_name: str  # the uploaded file's name, only ever shown, never used as a path
+    cfg: GenerateConfig  # its prime is set to the uploaded file when the job runs
+    prime_name: str = ""  # the uploaded file's name, only ever shown, never used as a path
+
+    def public(self) -> dict:
+        """The settings as the page shows them."""
+        return {**asdict(self.cfg), "model": self.model, "variations": self.cfg.n,
+                "prime_name": self.prime_name}
 
 
-def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) -> Settings:
-    """Settings from the page's query parameters; UserError names the first bad value."""
-    values = {}
-    for name, limit in LIMITS.items():
-        raw = str(params.get(name, "")).strip()
-        label = LABELS.get(name, name)
-        if raw == "" and name == "seed":
-            values[name] = secrets.randbelow(2**31)  # no seed given: a fresh one, shown after
-            continue
-        try:
-            value = float(raw) if raw else limit.default
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise UserError(f"{label}: {raw[:40]!r} is not a number")
-        if limit.integer and value != int(value):
-            raise UserError(f"{label} must be a whole number, not {raw[:40]}")
-        if not limit.lo <= value <= limit.hi:
-            raise UserError(f"{label} must be between {limit.lo:.15g} and {limit.hi:.15g}, "
-                            f"not {raw[:40]}")
-        values[name] = int(value) if limit.integer else value
+def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) -> Request:
+    """A Request from the page's query parameters; UserError names the first bad value."""
+    values = {FIELDS.get(name, name): _number(params, name, limit)
+              for name, limit in LIMITS.items()}
     if values["tempo"] and values["tempo"] < 30:
         raise UserError(f"tempo must be 0 (the model's) or 30 to 300 BPM, not {values['tempo']:g}")
     model = str(params.get("model") or next(iter(models)))
@@ -213,13 +189,33 @@ def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) 
     if loop and has_prime:
         raise UserError("loop mode makes a piece from scratch; leave out the prime file")
     name = Path(str(params.get("prime_name") or "prime.mid")).name[:80] if has_prime else ""
-    return Settings(model=model, style=style, loop=loop, prime_name=name, **values)
+    return Request(model, GenerateConfig(style=style, loop=loop, **values), name)
+
+
+def _number(params: dict, name: str, limit: Limit) -> float:
+    """The page's value of one number, checked against its limit."""
+    raw = str(params.get(name, "")).strip()
+    label = LABELS.get(name, name)
+    if raw == "" and name == "seed":
+        return secrets.randbelow(2**31)  # no seed given: a fresh one, shown after
+    try:
+        value = float(raw) if raw else limit.default
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise UserError(f"{label}: {raw[:40]!r} is not a number")
+    if limit.integer and value != int(value):
+        raise UserError(f"{label} must be a whole number, not {raw[:40]}")
+    if not limit.lo <= value <= limit.hi:
+        raise UserError(f"{label} must be between {limit.lo:.15g} and {limit.hi:.15g}, "
+                        f"not {raw[:40]}")
+    return int(value) if limit.integer else value
 
 
 @dataclass
 class Job:
     id: str
-    request: Settings
+    request: Request
     folder: Path
     prime: Path | None = None
     state: str = "queued"  # queued, running, done, error
@@ -297,7 +293,7 @@ class Studio:
                 "stage": (f"waiting: {ahead} request{'s' if ahead > 1 else ''} ahead"
                           if job.state == "queued" and ahead else job.stage),
                 "queue_position": ahead, "error": job.error, "timings": dict(job.timings),
-                "settings": asdict(job.request),
+                "settings": job.request.public(),
                 "model": self.models[job.request.model].name,
                 "results": list(job.results), "poll_s": POLL_HINT_S,
             }
@@ -380,62 +376,56 @@ class Studio:
         return message.replace(str(job.folder) + "/", "").replace(str(self.folder), "")
 
     def _run(self, job: Job) -> None:
-        from lstmusic.compose import write_piece
-        from lstmusic.config import GenerateConfig
-        from lstmusic.render import plot_piano_roll, render_audio
+        from lstmusic.writeout import Target, write_all
 
         req, t0 = job.request, time.perf_counter()
         entry = self.models[req.model]
         self._stage(job, f"loading {entry.name}", 0.02)
         composer = self._composer(entry)
-        cfg = GenerateConfig(
-            n=req.variations, bars=req.bars, temperature=req.temperature, top_p=req.top_p,
-            seed=req.seed, loop=req.loop, style=req.style, tempo=req.tempo,
-            program=req.program, prime=str(job.prime) if job.prime else "",
-            prime_bars=req.prime_bars)
+        cfg = replace(req.cfg, prime=str(job.prime) if job.prime else "")
         self._stage(job, "composing", 0.05)
         t1 = time.perf_counter()
-        pieces, report = composer.generate(
-            cfg, progress=lambda share: self._stage(job, "composing", 0.05 + 0.45 * share))
+        composition = self._compose(job, composer, cfg)
         job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
         t1 = time.perf_counter()
-        stems = [job.folder / f"variation-{i}" for i in range(1, len(pieces) + 1)]
-        for piece, stem in zip(pieces, stems, strict=True):
-            write_piece(piece, stem.with_suffix(".mid"))
-        # A piece can be silent (e.g. one bar at a high temperature): it gets no audio, and
-        # the other variations still do.
-        heard = [i for i, piece in enumerate(pieces, 1)
-                 if self.soundfont and piece.score.note_num() > 0]
-        steps, done = len(pieces) + len(heard), []
+        pieces = composition.pieces
+        done = []
 
         def tick(what: str) -> None:
             with self._lock:
                 done.append(what)
                 job.stage, job.progress = what, 0.5 + 0.5 * len(done) / steps
 
-        def render(i: int) -> None:
-            stem = stems[i - 1]
-            render_audio(stem.with_suffix(".mid"), stem.with_suffix(".wav"), self.soundfont)
-            tick(f"audio {i}/{len(pieces)} rendered")
-
-        # FluidSynth runs as its own process, so the WAVs render while this thread draws the
-        # piano rolls: on 2 cores that overlaps most of the two.
+        # A piece can be silent (e.g. one bar at a high temperature): it gets no audio, and
+        # the other variations still do.
+        steps = len(pieces) + sum(bool(self.soundfont and p.score.note_num()) for p in pieces)
         self._stage(job, "rendering audio and piano rolls", 0.5)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            audio = [pool.submit(render, i) for i in heard]
-            for i, (piece, stem) in enumerate(zip(pieces, stems, strict=True), 1):
-                title = (f"{entry.name}: variation {i}, {piece.report['bars']} bars, "
-                         f"T={req.temperature:g}, top-p {req.top_p:g}, seed {req.seed}")
-                plot_piano_roll(piece.score, stem.with_suffix(".png"), title)
-                tick(f"piano roll {i}/{len(pieces)} drawn")
-            for fut in audio:
-                fut.result()  # a rendering error surfaces here, as the job's error
-        job.results = [self._result(job, i, piece.report, entry, i in heard)
-                       for i, piece in enumerate(pieces, 1)]
+        places = [Target(job.folder / f"variation-{i}.mid",
+                         job.folder / f"variation-{i}.wav" if self.soundfont else None,
+                         job.folder / f"variation-{i}.png",
+                         f"{entry.name}: variation {i}, {piece.report.bars} bars, "
+                         f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}")
+                  for i, piece in enumerate(pieces, 1)]
+        written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick)
+        job.results = [self._result(job, i, piece.report, entry, files.wav is not None)
+                       for i, (piece, files) in enumerate(zip(pieces, written, strict=True), 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),
                            total_s=round(time.perf_counter() - t0, 3),
-                           ms_per_token=report["ms_per_token"])
+                           ms_per_token=composition.ms_per_token)
         self._stage(job, "done", 1.0)
+
+    def _compose(self, job: Job, composer, cfg: GenerateConfig):
+        """Compose, showing progress; a closing studio stops the work at the next share."""
+        steps = composer.steps(cfg)
+        try:
+            while True:
+                try:
+                    share = next(steps)
+                except StopIteration as end:
+                    return end.value
+                self._stage(job, "composing", 0.05 + 0.45 * share)
+        finally:
+            steps.close()  # ends the sampling if the studio stopped it
 
     def _composer(self, entry: ModelEntry):
         from lstmusic.compose import Composer
@@ -445,51 +435,32 @@ class Studio:
         return self._composers[entry.id]
 
     def _stage(self, job: Job, stage: str, progress: float) -> None:
-        """Record how far a job has got; raise Stopping if the server is closing (the
-        composer calls this through its progress hook, so a long piece stops too)."""
+        """Record how far a job has got; raise Stopping if the server is closing."""
         with self._lock:
             if self._closed:
                 raise Stopping
             job.stage, job.progress = stage, progress
 
     @staticmethod
-    def _result(job: Job, index: int, report: dict, entry: ModelEntry, audio: bool) -> dict:
+    def _result(job: Job, index: int, report, entry: ModelEntry, audio: bool) -> dict:
         req = job.request
         base = f"/api/jobs/{job.id}/{index}"
+        figures = report.to_json()
         keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
                 "loop")
         return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
-                "no_audio": "" if audio or report.get("notes") else "a silent piece: no audio",
-                "png": f"{base}/png", "download_name": f"lstmusic-{req.seed}-{index}.mid",
-                "seed": req.seed, "command": reproduce_command(req, entry, index),
-                "figures": {k: report[k] for k in keep if k in report}}
+                "no_audio": "" if audio or report.notes else "a silent piece: no audio",
+                "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
+                "seed": req.cfg.seed, "command": reproduce_command(req, entry, index),
+                "figures": {k: figures[k] for k in keep if k in figures}}
 
 
-def reproduce_command(req: Settings, entry: ModelEntry, index: int) -> str:
+def reproduce_command(req: Request, entry: ModelEntry, index: int) -> str:
     """The `lstmusic generate` line that writes this very piece again (same seed, same batch)."""
-    parts = ["lstmusic generate"]
-    if entry.run_dir:
-        parts.append(shlex.quote(str(entry.run_dir)))
-    # repr-exact floats: the line must give the very same piece
-    parts += [f"--bars {req.bars}", f"--temperature {req.temperature!r}",
-              f"--top-p {req.top_p!r}", f"--seed {req.seed}"]
-    if req.variations > 1:
-        parts.append(f"--n {req.variations}")
-    if req.style:
-        parts.append(f"--style {shlex.quote(req.style)}")
-    if req.loop:
-        parts.append("--loop")
-    if req.tempo:
-        parts.append(f"--tempo {req.tempo!r}")
-    if req.program:
-        parts.append(f"--program {req.program}")
-    if req.prime_name:
-        parts.append(f"--prime {shlex.quote(req.prime_name)} --prime-bars {req.prime_bars}")
-    out = "song.mid"
-    parts.append(f"-o {out}")
-    if req.variations > 1:
-        parts.append(f"  # this is song-{index}.mid")
-    return " ".join(parts)
+    from lstmusic.writeout import reproduce_command as line
+
+    text = line(replace(req.cfg, prime=req.prime_name), entry.run_dir)
+    return text + (f"  # this is song-{index}.mid" if req.cfg.n > 1 else "")
 
 
 # ---------------------------------------------------------------- the web app

@@ -1,10 +1,15 @@
 """Notes <-> token ids: REMI, TSD and MIDI-Like through miditok, and the original `classic`.
 
-Every tokenizer here has the same face: `vocab` (token strings, index = id), `encode_file`
-(a path -> ids + per-file figures), `decode` (ids -> symusic.Score, plus how many tokens it had
-to skip) and `to_dict` (JSON-able; with `tokenizer_from_dict` it rebuilds the same tokenizer
-and checks that the vocabulary is still the one the ids were made with, so ids and
-vocabulary can never silently drift apart as the original project's pickled note list did).
+Every tokenizer implements `Tokenizer`, so no other module needs to know which one it holds:
+`vocab` (token strings, index = id) and `vocabulary` (what each id means, see vocab.py),
+`read_file` (a path -> what the dataset cache keeps, + per-file figures) and `ids` (that ->
+ids), `encode_file`, `encode_bars` (a file's first bars, for a prime), `decode` (ids ->
+symusic.Score, plus how many tokens it had to skip), `repairs` (how many tokens of a sequence
+break the token-type order), `events` (the readable view) and `to_dict` (JSON-able; with
+`tokenizer_from_dict` it rebuilds the same tokenizer and checks that the vocabulary is still
+the one the ids were made with, so ids and vocabulary can never silently drift apart as the
+original project's pickled note list did). A new tokenizer is one class here (or in its own
+module, as `classic`), a name in `config.TOKENIZERS`, and its token orders in grammar.py.
 
 The miditok tokenizers keep pitch, onset, duration, velocity (16 bins), rests, tempo (32
 bins), bars and time signatures; ids 0-2 are PAD, BOS and EOS in every tokenizer.
@@ -13,6 +18,7 @@ bins), bars and time signatures; ids 0-2 are PAD, BOS and EOS in every tokenizer
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +28,67 @@ from lstmusic.config import BOS, EOS, PAD, SPECIAL_TOKENS, TOKENIZERS, Tokenizer
 from lstmusic.errors import BadFile, UserError
 
 __all__ = ["BOS", "EOS", "PAD", "SPECIAL_TOKENS", "TOKENIZERS", "TokenizerSettings",
-           "MiditokTokenizer", "build_tokenizer", "tokenizer_from_dict"]
+           "Tokenizer", "MiditokTokenizer", "build_tokenizer", "tokenizer_from_dict"]
+
+
+class Tokenizer:
+    """What every tokenizer offers; subclasses fill in the reading and writing of music."""
+
+    settings: TokenizerSettings
+    vocab: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @cached_property
+    def vocabulary(self):
+        from lstmusic.vocab import Vocabulary
+
+        return Vocabulary(self.vocab)
+
+    def read_file(self, path: Path) -> tuple[object, dict]:
+        """(what `ids` turns into ids, figures of the file); BadFile if it is unusable. Runs
+        in `prepare`'s workers; the first item is what the per-file cache keeps."""
+        raise NotImplementedError
+
+    def ids(self, raw) -> np.ndarray:
+        """Token ids (int64) of what `read_file` returned."""
+        return np.asarray(raw, dtype=np.int64)
+
+    def fitted(self, corpus: list) -> Tokenizer:
+        """The tokenizer for a corpus of `read_file` results (`classic` takes its
+        vocabulary from the corpus; the others are fixed)."""
+        return self
+
+    def encode_file(self, path: Path) -> tuple[np.ndarray, dict]:
+        raw, figures = self.read_file(path)
+        return self.ids(raw), figures
+
+    def encode_bars(self, path: Path, bars: int) -> np.ndarray:
+        """Token ids of the first `bars` bars of a file (a prime); BadFile if unusable."""
+        raise NotImplementedError
+
+    def decode(self, ids) -> tuple:
+        """(symusic.Score, number of tokens skipped) for a sequence of ids."""
+        raise NotImplementedError
+
+    def repairs(self, ids) -> int:
+        """How many tokens of `ids` break the token-type order (what decoding skips)."""
+        return 0
+
+    def as_heard(self, path: Path):
+        """A music file as this tokenizer hears it (encoded and decoded: its grid, its
+        velocity bins), to measure another system's pieces on the same grid as ours."""
+        ids, _ = self.encode_file(path)
+        return self.decode(ids)[0]
+
+    def events(self, path: Path) -> list[tuple[str, float]]:
+        """(token, onset in quarter notes) for each token of a file: the readable view."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
 
 
 def import_miditok():
@@ -54,7 +120,7 @@ def import_miditok():
     return miditok
 
 
-class MiditokTokenizer:
+class MiditokTokenizer(Tokenizer):
     """A miditok tokenizer over lstmusic's merged note stream."""
 
     def __init__(self, settings: TokenizerSettings):
@@ -82,13 +148,33 @@ class MiditokTokenizer:
             seq = seq[0] if seq else None
         return np.asarray(seq.ids if seq is not None else [], dtype=np.int64)
 
-    def encode_file(self, path: Path) -> tuple[np.ndarray, dict]:
-        s = self.settings
-        score = midi_io.load(path, s.keep_programs, s.keep_drums)
+    def read_file(self, path: Path) -> tuple[np.ndarray, dict]:
+        score = self._load(path)
         ids = self.encode(score)
         if len(ids) == 0:
             raise BadFile("no notes inside the tokenizer's pitch range (21-108)")
         return ids, midi_io.stats(score)
+
+    def _load(self, path: Path):
+        return midi_io.load(path, self.settings.keep_programs, self.settings.keep_drums)
+
+    def encode_bars(self, path: Path, bars: int) -> np.ndarray:
+        score = self._load(path)
+        sig = score.time_signatures[0] if len(score.time_signatures) else None
+        metre = sig.numerator / sig.denominator if sig else 1.0
+        end = round(score.ticks_per_quarter * 4 * bars * metre)
+        ids = self.encode(score.clip(0, end, clip_end=True))
+        if not len(ids):
+            raise BadFile(f"no notes in its first {bars} bars")
+        return ids
+
+    def repairs(self, ids) -> int:
+        seq = [int(i) for i in ids if i not in (PAD, BOS, EOS)]
+        if not seq:
+            return 0
+        # miditok's own check of the token-type order: the errors its decoder skips over.
+        errors = self.inner.tokens_errors(import_miditok().TokSequence(ids=seq))
+        return round(errors * len(seq))
 
     def decode(self, ids) -> tuple:
         """(symusic.Score, number of special tokens dropped) for a sequence of ids."""
@@ -101,9 +187,7 @@ class MiditokTokenizer:
         return score, dropped
 
     def events(self, path: Path) -> list[tuple[str, float]]:
-        """(token, onset in quarter notes) for each token of a file: the readable view."""
-        s = self.settings
-        score = self.inner.preprocess_score(midi_io.load(path, s.keep_programs, s.keep_drums))
+        score = self.inner.preprocess_score(self._load(path))
         seq = self.inner.encode(score, no_preprocess_score=True)
         seq = seq[0] if isinstance(seq, list) else seq
         tpq = score.ticks_per_quarter
@@ -118,16 +202,18 @@ class MiditokTokenizer:
         }
 
 
-def build_tokenizer(settings: TokenizerSettings, corpus_tokens=None):
-    """The tokenizer for `settings`; `classic` also needs the corpus' token strings."""
+def build_tokenizer(settings: TokenizerSettings, corpus: list | None = None) -> Tokenizer:
+    """The tokenizer for `settings`, fitted to `corpus` (`read_file` results) if given."""
     if settings.name == "classic":
         from lstmusic.classic import ClassicTokenizer
 
-        return ClassicTokenizer.from_corpus(corpus_tokens or [])
-    return MiditokTokenizer(settings)
+        tokenizer = ClassicTokenizer.from_corpus([])
+    else:
+        tokenizer = MiditokTokenizer(settings)
+    return tokenizer.fitted(corpus) if corpus is not None else tokenizer
 
 
-def tokenizer_from_dict(d: dict):
+def tokenizer_from_dict(d: dict) -> Tokenizer:
     """Rebuild a tokenizer saved with `to_dict`, checking that its vocabulary is unchanged."""
     settings = TokenizerSettings(**d["settings"])
     if settings.name == "classic":

@@ -1,5 +1,9 @@
 """Training: windows of the training files -> next-token loss at every position.
 
+This stage reads a dataset folder and writes a run folder; it imports nothing of the later
+stages (composing, evaluating, the studio): the command line composes the end-of-training
+samples once it returns.
+
 Windows come from `windows.WindowSampler` (transposed on the fly); the model is trained with
 AdamW, a warm-up + cosine learning rate, gradient clipping and dropout. The held-out files
 are scored every `eval_every` steps; the best weights by validation loss are kept in
@@ -17,7 +21,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -29,16 +33,11 @@ from lstmusic.config import PAD, TrainConfig
 from lstmusic.dataset import Dataset
 from lstmusic.errors import UserError
 from lstmusic.model import MusicLSTM
-from lstmusic.windows import (
-    WindowSampler,
-    framed_files,
-    shift_tables,
-    unigram_nll,
-    validation_batches,
-    velocity_tables,
-)
+from lstmusic.run import DataRecord, Run, load_run, read_run, save_run
+from lstmusic.vocab import Vocabulary
+from lstmusic.windows import WindowSampler, framed_files, unigram_nll, validation_batches
 
-__all__ = ["TrainConfig", "train", "evaluate", "shift_tables"]
+__all__ = ["TrainConfig", "train", "evaluate"]
 
 
 def loss_of(model, ids, style):
@@ -53,16 +52,9 @@ def evaluate(model, batches, device, autocast=None) -> dict:
     model.eval()
     nll = correct = count = 0.0
     for ids, style in batches:
-        ids, style = ids.to(device), style.to(device)
         with autocast or _no_autocast():
-            logits, _ = model(ids[:, :-1], style)
-        logits = logits.float()
-        target = ids[:, 1:]
-        mask = target != PAD
-        lp = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-        nll += float(lp[mask].sum())
-        correct += float((logits.argmax(-1) == target)[mask].sum())
-        count += float(mask.sum())
+            (n, c, k), _ = model.scores(ids.to(device), style.to(device))
+        nll, correct, count = nll + n, correct + c, count + k
     model.train()
     mean = nll / max(count, 1)
     return {"val_loss": mean, "val_perplexity": math.exp(min(mean, 50)),
@@ -184,36 +176,35 @@ def _load_last(run_dir: Path, model, opt, sampler, setup) -> dict:
 
 def _check_run_dir(run_dir: Path, vocab: list[str], tokenizer: str) -> None:
     """A run folder holds one tokenizer's model: refuse to mix another's into it."""
-    try:
-        theirs = json.loads((run_dir / checkpoint.CONFIG).read_text())["tokenizer"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    if not (run_dir / checkpoint.CONFIG).is_file():
         return
-    if theirs.get("vocab") != vocab:
+    try:
+        theirs = read_run(run_dir)
+    except UserError:
+        return  # a damaged config is replaced by this run's
+    if theirs.vocab != vocab:
         raise UserError(f"{run_dir}: holds a run with another tokenizer "
-                        f"({theirs.get('name', '?')}, {len(theirs.get('vocab', []))} tokens) "
+                        f"({theirs.tokenizer_name}, {len(theirs.vocab)} tokens) "
                         f"than this dataset ({tokenizer}, {len(vocab)} tokens); "
                         "choose another -o")
 
 
 def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) -> MusicLSTM:
-    """A model with another run's weights: same sizes and tokenizer; styles are matched by
-    name, and new styles start at the mean of the known ones."""
-    if src == "bundled":  # the model that ships with lstmusic
-        from lstmusic.compose import bundled_run_dir
-
-        src = str(bundled_run_dir())
-    src_model, src_cfg = checkpoint.load_model(Path(src))
-    if src_cfg["tokenizer"]["vocab"] != vocab:
+    """A model with another run's weights ('bundled': the model that ships with lstmusic):
+    same sizes and tokenizer; styles are matched by name, and new styles start at the mean
+    of the known ones."""
+    src_model, _, src_run = load_run(src)
+    if src_run.vocab != vocab:
         raise UserError(f"--init-from {src}: made with another tokenizer "
-                        f"({src_cfg['tokenizer'].get('name')}, "
-                        f"{len(src_cfg['tokenizer']['vocab'])} tokens) than this dataset "
-                        f"({len(vocab)} tokens); prepare the data with the same tokenizer")
+                        f"({src_run.tokenizer_name}, {len(src_run.vocab)} tokens) than this "
+                        f"dataset ({len(vocab)} tokens); prepare the data with the same "
+                        "tokenizer")
     model_cfg = replace(src_model.cfg, n_styles=len(styles),
                         dropout=src_model.cfg.dropout if cfg.dropout is None else cfg.dropout)
-    model = MusicLSTM(model_cfg, vocab)
+    model = MusicLSTM(model_cfg, Vocabulary(vocab).tables())
     state = {k: v for k, v in src_model.state_dict().items() if k != "style.weight"}
     model.load_state_dict(state, strict=False)
-    known = src_cfg.get("styles", [])
+    known = list(src_run.styles)
     with torch.no_grad():
         old = src_model.style.weight
         model.style.weight[:] = old.mean(0)
@@ -285,7 +276,19 @@ def train(data: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
     return result
 
 
-def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
+@dataclass
+class _Data:
+    """What the loop needs of a dataset: framed files of each split, vocabulary, styles."""
+
+    train: list
+    validation: list
+    vocab: list[str]
+    styles: list[str]
+    record: DataRecord
+    tokenizer: dict
+
+
+def _open_data(data: Path, run_dir: Path) -> _Data:
     ds = Dataset.open(data)
     vocab, styles = ds.tokenizer_dict["vocab"], ds.manifest["styles"]
     train_files, val_files = framed_files(ds, "train"), framed_files(ds, "validation")
@@ -294,120 +297,159 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if max(len(f) for f, _ in train_files) < 3:
         raise UserError(f"{data}: too small for a single training window")
     _check_run_dir(run_dir, vocab, ds.manifest["tokenizer"])
+    record = DataRecord(
+        path=str(data), inputs_key=ds.manifest.get("inputs_key"),
+        manifest_sha256=hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest(),
+        train_files=len(train_files), val_files=len(val_files))
+    return _Data(train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
+
+
+def _model(cfg: TrainConfig, data: _Data) -> MusicLSTM:
+    if cfg.init_from:
+        return _init_from(cfg.init_from, cfg, data.vocab, data.styles)
+    tables = Vocabulary(data.vocab).tables()
+    return MusicLSTM(cfg.model_config(len(data.vocab), len(data.styles)), tables)
+
+
+@dataclass
+class _Loop:
+    """The moving parts of one training run, and its progress so far."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    setup: _Setup
+    model: object  # what steps: the model, or its DDP wrapper
+    trained: MusicLSTM  # what is saved and validated
+    opt: torch.optim.Optimizer
+    sampler: WindowSampler
+    val: list
+    run: Run
+    log: object
+    board: object = None
+    step: int = 0
+    best: float = float("inf")
+    bad_evals: int = 0
+    rows: list = field(default_factory=list)
+    lr: float = 0.0  # of the last step
+
+
+def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
+    d = _open_data(data, run_dir)
     if cfg.epochs:
-        tokens = sum(len(f) - 1 for f, _ in train_files)
+        tokens = sum(len(f) - 1 for f, _ in d.train)
         per_step = cfg.batch_size * cfg.seq_len * setup.world
         cfg = replace(cfg, max_steps=max(1, math.ceil(cfg.epochs * tokens / per_step)))
     torch.manual_seed(cfg.seed + setup.rank)
-    if cfg.init_from:
-        model = _init_from(cfg.init_from, cfg, vocab, styles)
-    else:
-        model = MusicLSTM(cfg.model_config(len(vocab), len(styles)), vocab)
-    model = model.to(setup.device)
-    trained = model  # what is saved and validated; `model` may be wrapped for DDP
+    trained = _model(cfg, d).to(setup.device)
+    model = trained
     if setup.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        model = torch.nn.parallel.DistributedDataParallel(trained)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    vocab = Vocabulary(d.vocab)
     sampler = WindowSampler(
-        train_files, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
-        shifts=shift_tables(vocab, cfg.transpose) if cfg.transpose else None,
-        velocities=velocity_tables(vocab, cfg.velocity_shift) if cfg.velocity_shift else None)
-    val = list(validation_batches(val_files, cfg.seq_len, cfg.eval_tokens))
-    unigram = unigram_nll(train_files, val_files, len(vocab))
-    config = {
-        "model": asdict(trained.cfg),
-        "train": asdict(cfg),
-        "tokenizer": ds.tokenizer_dict,
-        "styles": styles,
-        "data": {"path": str(data), "inputs_key": ds.manifest.get("inputs_key"),
-                 "manifest_sha256": hashlib.sha256((data / "manifest.json").read_bytes())
-                 .hexdigest(), "train_files": len(train_files), "val_files": len(val_files)},
-        "baseline": {"unigram_nll": unigram},
-        "world_size": setup.world,
-        "versions": {"lstmusic": __version__, "torch": torch.__version__},
-    }
-    step, best, bad_evals, rows = 0, float("inf"), 0, []
+        d.train, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
+        shifts=vocab.shift_tables(cfg.transpose) if cfg.transpose else None,
+        velocities=vocab.velocity_tables(cfg.velocity_shift) if cfg.velocity_shift else None)
+    unigram = unigram_nll(d.train, d.validation, len(d.vocab))
+    run = Run(model=trained.cfg, tokenizer=d.tokenizer, train=cfg, styles=tuple(d.styles),
+              data=d.record, unigram_nll=unigram, world_size=setup.world,
+              versions={"lstmusic": __version__, "torch": torch.__version__})
+    loop = _Loop(cfg, run_dir, setup, model, trained, opt, sampler,
+                 list(validation_batches(d.validation, cfg.seq_len, cfg.eval_tokens)), run,
+                 log if setup.main else (lambda *_: None))  # one voice under torchrun
     if resume:
         state = _load_last(run_dir, trained, opt, sampler, setup)
-        step, best, bad_evals = state["step"], state["best_val"], state["bad_evals"]
-        rows = state.get("rows", [])
-    if not setup.main:
-        log = lambda *_: None  # noqa: E731 - one voice under torchrun
+        loop.step, loop.best, loop.bad_evals = state["step"], state["best_val"], state["bad_evals"]
+        loop.rows = state.get("rows", [])
     run_dir.mkdir(parents=True, exist_ok=True)
-    board = _tensorboard(run_dir) if cfg.tensorboard and setup.main else None
-    log(f"{trained.n_params():,} parameters on {setup.device}"
-        f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {cfg.max_steps} steps; "
-        f"unigram baseline {unigram:.3f} nats/token")
-    bar = _Progress(cfg.max_steps, step, cfg.max_minutes * 60, progress and setup.main,
-                    log)
-    t0, tokens_seen, stop = time.perf_counter() - (rows[-1]["seconds"] if rows else 0), 0, ""
-    t_start = time.perf_counter()
-    model.train()
+    loop.board = _tensorboard(run_dir) if cfg.tensorboard and setup.main else None
+    loop.log(f"{trained.n_params():,} parameters on {setup.device}"
+             f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {cfg.max_steps} "
+             f"steps; unigram baseline {unigram:.3f} nats/token")
+    stop = _run_loop(loop, progress)
+    if stop:
+        loop.log(f"{stop}; step {loop.step}")
+    return {"step": loop.step, "best_val_loss": loop.best, "unigram_nll": unigram,
+            "rows": loop.rows, "stopped": stop, "rank": setup.rank}
+
+
+def _run_loop(loop: _Loop, progress: bool) -> str:
+    """Step until the steps, the time or the patience run out; returns why it stopped."""
+    cfg, setup = loop.cfg, loop.setup
+    bar = _Progress(cfg.max_steps, loop.step, cfg.max_minutes * 60, progress and setup.main,
+                    loop.log)
+    t0 = time.perf_counter() - (loop.rows[-1]["seconds"] if loop.rows else 0)
+    t_start, tokens_seen, stop = time.perf_counter(), 0, ""
+    loop.model.train()
     try:
-        while step < cfg.max_steps and not stop:
-            ids, style = sampler.sample()
-            ids, style = ids.to(setup.device), style.to(setup.device)
-            with setup.autocast or _no_autocast():
-                loss = loss_of(model, ids, style)
-            elapsed = time.perf_counter() - t0
-            used = elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
-            # One value for all processes, so that they agree on the rate and on stopping.
-            mean_loss, used = setup.all_mean([float(loss.detach()), used])
+        while loop.step < cfg.max_steps and not stop:
+            mean_loss, used, tokens = _step(loop, t0)
             out_of_time = used >= 1.0
-            if not math.isfinite(mean_loss):
-                raise UserError(f"the loss became {mean_loss} at step {step}; the last good "
-                                f"checkpoint is kept in {run_dir} (lower --lr)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            lr = learning_rate(cfg, step, used)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.step()
-            step += 1
-            tokens_seen += int((ids[:, 1:] != PAD).sum()) * setup.world
+            tokens_seen += tokens
             tps = tokens_seen / max(time.perf_counter() - t_start, 1e-9)
-            bar.update(step, mean_loss, tps, time.perf_counter() - t0)
-            if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
-                metrics = setup.from_main(
-                    evaluate(trained, val, setup.device, setup.autocast) if setup.main else None)
-                row = {"step": step, "seconds": round(time.perf_counter() - t0, 2),
-                       "train_loss": mean_loss, **metrics, "lr": lr,
-                       "tokens_per_s": round(tps, 1)}
-                rows.append(row)
-                log(f"step {step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
-                    f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
-                if metrics["val_loss"] < best:
-                    best, bad_evals = metrics["val_loss"], 0
-                    if setup.main:
-                        checkpoint.save_model(run_dir, trained,
-                                              {**config, "step": step, "metrics": row})
-                else:
-                    bad_evals += 1
-                if setup.main:
-                    _write_metrics(run_dir, rows, unigram, board)
-                if cfg.patience and bad_evals >= cfg.patience:
-                    stop = (f"stopped early: no better validation loss in {bad_evals} "
-                            f"validations")
+            bar.update(loop.step, mean_loss, tps, time.perf_counter() - t0)
+            if loop.step % cfg.eval_every == 0 or loop.step == cfg.max_steps or out_of_time:
+                stop = _validate(loop, mean_loss, tps, t0)
             if out_of_time:
                 stop = f"time budget of {cfg.max_minutes:g} min reached"
-            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stop:
-                _save_last(run_dir, trained, opt, step, sampler,
-                           {"best_val": best, "bad_evals": bad_evals, "rows": rows}, setup)
+            if loop.step % cfg.checkpoint_every == 0 or loop.step == cfg.max_steps or stop:
+                _save_last(loop.run_dir, loop.trained, loop.opt, loop.step, loop.sampler,
+                           {"best_val": loop.best, "bad_evals": loop.bad_evals,
+                            "rows": loop.rows}, setup)
     finally:
         bar.close()
-        if board:
-            board.close()
-    if stop:
-        log(f"{stop}; step {step}")
-    if cfg.samples and setup.main and (run_dir / checkpoint.CONFIG).exists():
-        from lstmusic.evaluate import quick_samples
+        if loop.board:
+            loop.board.close()
+    return stop
 
-        heard = quick_samples(run_dir, n=cfg.samples)
-        log(f"{cfg.samples} samples in {run_dir / 'samples'} (collapse rate "
-            f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
-    return {"step": step, "best_val_loss": best, "unigram_nll": unigram, "rows": rows,
-            "stopped": stop, "rank": setup.rank}
+
+def _step(loop: _Loop, t0: float) -> tuple[float, float, int]:
+    """One optimisation step: (mean loss over processes, share of the time budget used,
+    tokens supervised on all processes)."""
+    cfg, setup = loop.cfg, loop.setup
+    ids, style = loop.sampler.sample()
+    ids, style = ids.to(setup.device), style.to(setup.device)
+    with setup.autocast or _no_autocast():
+        loss = loss_of(loop.model, ids, style)
+    elapsed = time.perf_counter() - t0
+    used = elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+    # One value for all processes, so that they agree on the rate and on stopping.
+    mean_loss, used = setup.all_mean([float(loss.detach()), used])
+    if not math.isfinite(mean_loss):
+        raise UserError(f"the loss became {mean_loss} at step {loop.step}; the last good "
+                        f"checkpoint is kept in {loop.run_dir} (lower --lr)")
+    loop.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(loop.model.parameters(), cfg.grad_clip)
+    loop.lr = learning_rate(cfg, loop.step, used)
+    for group in loop.opt.param_groups:
+        group["lr"] = loop.lr
+    loop.opt.step()
+    loop.step += 1
+    return mean_loss, used, int((ids[:, 1:] != PAD).sum()) * setup.world
+
+
+def _validate(loop: _Loop, mean_loss: float, tps: float, t0: float) -> str:
+    """Score the held-out windows, keep the best weights; returns a reason to stop or ''."""
+    setup = loop.setup
+    metrics = setup.from_main(
+        evaluate(loop.trained, loop.val, setup.device, setup.autocast) if setup.main else None)
+    row = {"step": loop.step, "seconds": round(time.perf_counter() - t0, 2),
+           "train_loss": mean_loss, **metrics, "lr": loop.lr, "tokens_per_s": round(tps, 1)}
+    loop.rows.append(row)
+    loop.log(f"step {loop.step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
+             f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
+    if metrics["val_loss"] < loop.best:
+        loop.best, loop.bad_evals = metrics["val_loss"], 0
+        if setup.main:
+            save_run(loop.run_dir, loop.trained, replace(loop.run, step=loop.step, metrics=row))
+    else:
+        loop.bad_evals += 1
+    if setup.main:
+        _write_metrics(loop.run_dir, loop.rows, loop.run.unigram_nll, loop.board)
+    if loop.cfg.patience and loop.bad_evals >= loop.cfg.patience:
+        return f"stopped early: no better validation loss in {loop.bad_evals} validations"
+    return ""
 
 
 def _tensorboard(run_dir: Path):

@@ -1,9 +1,10 @@
 """Training windows: the files of a split framed as BOS ... EOS, random windows with
 on-the-fly augmentation for training, fixed windows for validation.
 
-Augmentation works on ids through precomputed tables (one row per shift), so a window is
-transposed with one gather: a shift is drawn among those that keep every token of the
-window in the vocabulary, so notes never fall out of range.
+Augmentation works on ids through precomputed tables (one row per shift, made by
+`vocab.Vocabulary.shift_tables` and `velocity_tables`), so a window is transposed with one
+gather: a shift is drawn among those that keep every token of the window in the vocabulary,
+so notes never fall out of range.
 """
 
 from __future__ import annotations
@@ -24,51 +25,6 @@ def framed_files(ds: Dataset, split: str) -> list[tuple[np.ndarray, int]]:
         ids = np.asarray(ds.file_ids(entry), dtype=np.int64)
         out.append((np.concatenate([[BOS], ids, [EOS]]), styles[entry["style"]]))
     return out
-
-
-def shift_tables(vocab: list[str], max_shift: int) -> np.ndarray:
-    """(2 * max_shift + 1, V) id maps: row k maps each id to its transposition by k - max_shift
-    semitones, or -1 where the transposed token is not in the vocabulary."""
-    index = {tok: i for i, tok in enumerate(vocab)}
-    shifts = range(-max_shift, max_shift + 1)
-    table = np.tile(np.arange(len(vocab)), (len(shifts), 1))
-    for i, tok in enumerate(vocab):
-        kind, _, value = tok.partition("_")
-        for row, k in enumerate(shifts):
-            if kind in ("Pitch", "NoteOn", "NoteOff") and value.isdigit():
-                table[row, i] = index.get(f"{kind}_{int(value) + k}", -1)
-            elif tok[:1].isdigit():  # a classic chord: pitch classes in normal order
-                pcs = [str((int(p) + k) % 12) for p in tok.split(".")]
-                table[row, i] = index.get(".".join(pcs), -1)
-            elif "_" not in tok and tok[:1].isalpha():  # a classic note name like "E4"
-                table[row, i] = _classic_note_shift(tok, k, index)
-    return table
-
-
-def _classic_note_shift(tok: str, k: int, index: dict) -> int:
-    from music21 import pitch
-
-    try:
-        midi = pitch.Pitch(tok).midi + k
-    except Exception:  # noqa: BLE001 - music21 raises many types for unparseable names
-        return -1
-    for name in (pitch.Pitch(midi).nameWithOctave,
-                 pitch.Pitch(midi).getEnharmonic().nameWithOctave):
-        if name in index:
-            return index[name]
-    return -1
-
-
-def velocity_tables(vocab: list[str], max_shift: int) -> np.ndarray:
-    """(2 * max_shift + 1, V) id maps moving each Velocity_ token by k - max_shift bins,
-    clamped to the loudest and softest bins (a dynamics change, never out of range)."""
-    velocities = sorted((int(t.split("_")[1]), i) for i, t in enumerate(vocab)
-                        if t.startswith("Velocity_") and t.split("_")[1].isdigit())
-    table = np.tile(np.arange(len(vocab)), (2 * max_shift + 1, 1))
-    for row, k in enumerate(range(-max_shift, max_shift + 1)):
-        for rank, (_, i) in enumerate(velocities):
-            table[row, i] = velocities[min(max(rank + k, 0), len(velocities) - 1)][1]
-    return table
 
 
 class WindowSampler:

@@ -1,0 +1,121 @@
+"""What each token id means, answered from one place.
+
+A `Vocabulary` is built once from a tokenizer's token strings and answers every question the
+later stages ask about ids: which pitches a token strikes, its pitch classes and octave, its
+kind, where a bar starts, and the id a token becomes when transposed by k semitones or moved
+by k velocity bins. The model, the sampler, the guard and the training windows ask here and
+never parse token strings themselves (the grammar, which orders token types, is the other
+module that reads them). Tables are numpy arrays, so this module needs no torch.
+
+Token strings: miditok's `Kind_value` (`Pitch_60`, `NoteOn_60`, `Velocity_95`, `Bar_None`)
+and the `classic` tokenizer's note names (`E4`, `B-2`) and chords of pitch classes in normal
+order (`4.7.11`), read by `classic.token_pitches`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from lstmusic import classic
+from lstmusic.config import NO_OCTAVE
+
+STRIKES = ("Pitch", "NoteOn")  # miditok kinds whose value is a pitch the token starts
+SHIFTS = ("Pitch", "NoteOn", "NoteOff")  # kinds moved by a transposition
+
+
+class Vocabulary:
+    """The token strings of one tokenizer (index = id) and tables about them."""
+
+    def __init__(self, tokens: list[str]):
+        self.tokens = list(tokens)
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def kind(self, i: int) -> str:
+        """`Pitch`, `Bar`, `Velocity`, ...; `Note` for a classic note, `Chord` for a chord."""
+        tok = self.tokens[i]
+        kind, sep, _ = tok.partition("_")
+        if sep:
+            return kind
+        return "Chord" if classic.is_chord(tok) else "Note"
+
+    def ids_of(self, kind: str) -> list[int]:
+        return [i for i in range(len(self)) if self.kind(i) == kind]
+
+    @cached_property
+    def pitches(self) -> list[tuple[int, ...]]:
+        """The MIDI pitches each token strikes (a classic chord: several, at octave 4)."""
+        out = []
+        for tok in self.tokens:
+            kind, sep, value = tok.partition("_")
+            if sep:  # REMI, TSD, MIDI-Like: Kind_value
+                out.append((int(value),) if kind in STRIKES and value.isdigit() else ())
+            else:  # classic: a note name or a chord of pitch classes
+                out.append(tuple(classic.token_pitches(tok) or ()))
+        return out
+
+    @cached_property
+    def bar_id(self) -> int:
+        """The id of REMI's `Bar_None` (the token that opens a bar), or -1."""
+        return self.index.get("Bar_None", -1)
+
+    def pitch_classes(self) -> np.ndarray:
+        """(V, 12) float32: 1 for each pitch class a token strikes."""
+        table = np.zeros((len(self), 12), np.float32)
+        for i, pitches in enumerate(self.pitches):
+            table[i, [p % 12 for p in pitches]] = 1.0
+        return table
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pitch_classes(), octaves()): what a key-aware model is built from (model.py)."""
+        return self.pitch_classes(), self.octaves()
+
+    def octaves(self) -> np.ndarray:
+        """(V,) int64: the octave (0..9) of a token striking one pitch, else NO_OCTAVE (a
+        classic chord has pitch classes but no octave)."""
+        out = np.full(len(self), NO_OCTAVE, np.int64)
+        for i, pitches in enumerate(self.pitches):
+            if len(pitches) == 1 and self.kind(i) != "Chord":
+                out[i] = min(max(pitches[0] // 12, 0), NO_OCTAVE - 1)
+        return out
+
+    @cached_property
+    def sounding(self) -> np.ndarray:
+        """(V,) int64: what the collapse guard compares: the pitch a token strikes, a value
+        above 127 unique to each chord of several pitches, -1 for a token that strikes
+        nothing."""
+        out = np.full(len(self), -1, np.int64)
+        for i, pitches in enumerate(self.pitches):
+            if pitches:
+                out[i] = pitches[0] if len(pitches) == 1 else 128 + i
+        return out
+
+    def shift_tables(self, max_shift: int) -> np.ndarray:
+        """(2 * max_shift + 1, V) id maps: row k maps each id to its transposition by
+        k - max_shift semitones, or -1 where the transposed token is not in the vocabulary."""
+        shifts = range(-max_shift, max_shift + 1)
+        table = np.tile(np.arange(len(self)), (len(shifts), 1))
+        for i, tok in enumerate(self.tokens):
+            kind, sep, value = tok.partition("_")
+            for row, k in enumerate(shifts):
+                if kind in SHIFTS and value.isdigit():
+                    table[row, i] = self.index.get(f"{kind}_{int(value) + k}", -1)
+                elif not sep and tok[:1].isalnum():  # classic notes and chords
+                    table[row, i] = self.index.get(classic.transpose_token(tok, k, self.index),
+                                                   -1)
+        return table
+
+    def velocity_tables(self, max_shift: int) -> np.ndarray:
+        """(2 * max_shift + 1, V) id maps moving each Velocity_ token by k - max_shift bins,
+        clamped to the loudest and softest bins (a dynamics change, never out of range)."""
+        velocities = sorted((int(t.split("_")[1]), i) for i, t in enumerate(self.tokens)
+                            if t.startswith("Velocity_") and t.split("_")[1].isdigit())
+        table = np.tile(np.arange(len(self)), (2 * max_shift + 1, 1))
+        for row, k in enumerate(range(-max_shift, max_shift + 1)):
+            for rank, (_, i) in enumerate(velocities):
+                table[row, i] = velocities[min(max(rank + k, 0), len(velocities) - 1)][1]
+        return table

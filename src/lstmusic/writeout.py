@@ -1,0 +1,115 @@
+"""Pieces to files: MIDI, WAV and piano-roll PNG, the one way every command writes them.
+
+`write_all` is what `generate`, `render`, the studio, the end of training and the evaluation
+page call. It writes each MIDI file first (atomically), then renders the WAVs in FluidSynth's
+own processes while this thread draws the piano rolls: on two cores that overlaps most of
+both. A piece with no notes gets no WAV (FluidSynth would write silence); `Written.wav` is
+then None. `reproduce_command` is the `lstmusic generate` line that writes a piece again,
+built from `GenerateConfig`'s fields, so a new option is in it without a change here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from lstmusic import atomic
+from lstmusic.config import GenerateConfig
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one piece goes: None for a file not wanted."""
+
+    midi: Path | None
+    wav: Path | None = None
+    png: Path | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Written:
+    """The files written for one piece."""
+
+    midi: Path | None
+    wav: Path | None = None
+    png: Path | None = None
+
+    def to_json(self) -> dict:
+        """The keys the `--report` JSON gives each piece: path, and wav and png if written."""
+        out = {"path": str(self.midi)} if self.midi else {}
+        return out | {k: str(v) for k, v in (("wav", self.wav), ("png", self.png)) if v}
+
+
+def targets(out: Path, n: int, audio: str | None, plot: str | None,
+            titles: list[str]) -> list[Target]:
+    """The command line's naming: OUT.mid, or OUT-1.mid ... OUT-N.mid for several pieces; a
+    WAV (PNG) asked for goes where `audio` (`plot`) says for a single piece, else beside
+    each MIDI file ('' or '-': beside; None: not wanted)."""
+    out = Path(out)
+    midis = [out] if n == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}")
+                                  for i in range(1, n + 1)]
+
+    def beside(given: str | None, midi: Path, suffix: str) -> Path | None:
+        if given is None:
+            return None
+        return Path(given) if n == 1 and given not in ("", "-") else midi.with_suffix(suffix)
+
+    return [Target(m, beside(audio, m, ".wav"), beside(plot, m, ".png"), title)
+            for m, title in zip(midis, titles, strict=True)]
+
+
+def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi: bool = True,
+              sample_rate: int = 44100, tick=None) -> list[Written]:
+    """Write each score to its target. `write_midi=False` when the MIDI files are already
+    there (`render`). `tick(what)`, if given, is called as each WAV and PNG is done."""
+    from lstmusic.render import plot_piano_roll, render_audio
+
+    for score, target in zip(scores, targets, strict=True):
+        if write_midi and target.midi:
+            atomic.write_with(target.midi, lambda tmp, s=score: s.dump_midi(str(tmp)))
+    heard = [i for i, (score, t) in enumerate(zip(scores, targets, strict=True))
+             if t.wav and t.midi and score.note_num() > 0]
+    n = len(scores)
+
+    def render(i: int) -> None:
+        render_audio(targets[i].midi, targets[i].wav, soundfont, sample_rate)
+        if tick:
+            tick(f"audio {i + 1}/{n} rendered")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        audio = [pool.submit(render, i) for i in heard]
+        for i, (score, target) in enumerate(zip(scores, targets, strict=True)):
+            if target.png:
+                plot_piano_roll(score, target.png, target.title or None)
+                if tick:
+                    tick(f"piano roll {i + 1}/{n} drawn")
+        for job in audio:
+            job.result()  # a rendering error surfaces here
+    return [Written(t.midi, t.wav if i in heard else None, t.png)
+            for i, t in enumerate(targets)]
+
+
+def reproduce_command(cfg: GenerateConfig, run_dir: Path | None, out: str = "song.mid",
+                      always: tuple[str, ...] = ("bars", "temperature", "top_p", "seed")) -> str:
+    """The `lstmusic generate` line that writes the pieces of `cfg` again, byte for byte:
+    every setting that differs from its default (and those in `always`), floats written
+    exactly (repr), every value quoted for the shell."""
+    parts = ["lstmusic generate"]
+    if run_dir:
+        parts.append(shlex.quote(str(run_dir)))
+    default = GenerateConfig()
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if value == getattr(default, f.name) and f.name not in always:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        else:  # repr: floats exactly, or the line would give another piece
+            text = repr(value) if isinstance(value, float) else str(value)
+            parts.append(f"{flag} {shlex.quote(text)}")
+    parts.append(f"-o {shlex.quote(out)}")
+    return " ".join(parts)
