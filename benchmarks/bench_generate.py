@@ -116,10 +116,10 @@ def time_generate(composer, n: int, tokens: int, repeats: int) -> dict:
     composer.generate(n=n, tokens=min(tokens, 32), seed=999, guard=False)  # warm-up
     ms, tps, resampled = [], [], 0
     for r in range(repeats):
-        _, report = composer.generate(n=n, tokens=tokens, seed=r, guard=False)
-        ms.append(report["ms_per_token"])
-        tps.append(report["tokens_per_s"])
-        resampled += sum(p["resampled_bars"] for p in report["pieces"])
+        done = composer.generate(n=n, tokens=tokens, seed=r, guard=False)
+        ms.append(done.ms_per_token)
+        tps.append(done.tokens_per_s)
+        resampled += sum(p.report.resampled_bars for p in done.pieces)
     return {"ms_per_token": statistics.median(ms), "ms_per_token_best": min(ms),
             "tokens_per_s": statistics.median(tps), "resampled_bars": resampled}
 
@@ -172,9 +172,9 @@ def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list
     for r in range(repeats):
         for t, n in configs:
             torch.set_num_threads(t)
-            _, report = composer.generate(n=n, tokens=tokens, seed=r, guard=False)
-            ms[(t, n)].append(report["ms_per_token"])
-            tps[(t, n)].append(report["tokens_per_s"])
+            done = composer.generate(n=n, tokens=tokens, seed=r, guard=False)
+            ms[(t, n)].append(done.ms_per_token)
+            tps[(t, n)].append(done.tokens_per_s)
             raw[(t, n)].append(time_step(torch, composer.model, n, steps, 1,
                                          stepper=composer.stepper))
     torch.set_num_threads(threads0)
@@ -185,9 +185,10 @@ def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list
 
 def classic_run(torch, folder: Path, tmp: Path) -> tuple[Path, float]:
     """A run folder holding an untrained `classic` model on the corpus' classic vocabulary."""
-    from lstmusic import checkpoint
     from lstmusic.dataset import Dataset
     from lstmusic.model import ModelConfig, MusicLSTM
+    from lstmusic.run import Run, save_run
+    from lstmusic.vocab import Vocabulary
 
     ds_dir, run_dir = tmp / "classic-ds", tmp / "classic-run"
     secs, _ = run([sys.executable, "-m", "lstmusic", "prepare", str(folder), "-o", str(ds_dir),
@@ -196,11 +197,10 @@ def classic_run(torch, folder: Path, tmp: Path) -> tuple[Path, float]:
     torch.manual_seed(0)
     vocab = ds.tokenizer_dict["vocab"]  # pitch classes on, as `lstmusic train` makes them
     model = MusicLSTM(ModelConfig.from_preset("classic", len(vocab), 1, pitch_classes=True),
-                      vocab)
+                      Vocabulary(vocab).tables())
     run_dir.mkdir()
-    checkpoint.save_model(run_dir, model, {"model": model.cfg.__dict__,
-                                           "tokenizer": ds.tokenizer_dict,
-                                           "styles": ds.manifest["styles"][:1] or [folder.name]})
+    save_run(run_dir, model, Run(model=model.cfg, tokenizer=ds.tokenizer_dict,
+                                 styles=tuple(ds.manifest["styles"][:1] or [folder.name])))
     return run_dir, secs
 
 
@@ -286,18 +286,18 @@ SETTINGS = [  # (label, GenerateConfig overrides)
 def collapse_grid(composer, samples: int, bars: int) -> tuple[list[dict], bool]:
     """Each setting's pieces, one per seed, each continuing a random window of the training
     data (as the original started from a random window) and judged without it."""
-    data = Path(composer.config.get("data", {}).get("path", ""))
+    data = Path(composer.run.data.path)
     primed = (data / "manifest.json").exists()
     rows = []
     for label, over in SETTINGS:
         t0 = time.perf_counter()
         figs, resampled, repairs = [], 0, 0
         for seed in range(samples):
-            pieces, _ = composer.generate(n=1, bars=bars, seed=seed, prime_from_data=primed,
-                                          omit_prime=primed, **over)
-            figs.append(figures(pieces[0].score))
-            resampled += pieces[0].report["resampled_bars"]
-            repairs += pieces[0].report["repairs"]
+            piece = composer.generate(n=1, bars=bars, seed=seed, prime_from_data=primed,
+                                      omit_prime=primed, **over).pieces[0]
+            figs.append(figures(piece.score))
+            resampled += piece.report.resampled_bars
+            repairs += piece.report.repairs
         rows.append({"setting": label, "samples": samples, "bars": bars,
                      "collapsed": sum(f["collapsed"] for f in figs),
                      "long_run": sum(f["long_run"] for f in figs),
@@ -343,7 +343,8 @@ def main() -> None:
 
     import torch
 
-    from lstmusic.compose import THREADED_BATCH, Composer
+    from lstmusic.compose import Composer
+    from lstmusic.sampler import THREADED_BATCH
 
     warnings.filterwarnings("ignore", message="TF32 acceleration")  # torch's oneDNN switch
 

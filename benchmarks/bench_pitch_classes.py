@@ -44,9 +44,9 @@ def train(data: Path, out: Path, steps: int, flag: str) -> subprocess.Popen:
 def pitch_classes(vocab: list[str]) -> np.ndarray:
     """(V,) the pitch class of each single-pitch token, -1 for the others (the model's own
     pitch tables, so that both sides read tokens alike)."""
-    from lstmusic.model import pitch_tables
+    from lstmusic.vocab import Vocabulary
 
-    pcs = pitch_tables(vocab)[0].numpy()
+    pcs = Vocabulary(vocab).pitch_classes()
     return np.where(pcs.sum(1) == 1, pcs.argmax(1), -1)
 
 
@@ -56,7 +56,7 @@ def pitch_scores(composer, files, shifts=None) -> dict:
 
     from lstmusic.config import BOS
 
-    pitch_of = pitch_classes(composer.vocab)
+    pitch_of = pitch_classes(composer.tokenizer.vocab)
     pitch_ids = np.flatnonzero(pitch_of >= 0)
     classes = torch.from_numpy(pitch_of[pitch_ids])
     nll, pitch_nll, in_key, tokens, pitches = 0.0, 0.0, 0.0, 0, 0
@@ -112,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     from lstmusic.compose import Composer
     from lstmusic.dataset import Dataset
-    from lstmusic.windows import shift_tables
+    from lstmusic.vocab import Vocabulary
 
     say(f"== --pitch-classes against --no-pitch-classes: {args.source}, {args.steps} steps each, "
         f"embed/hidden 256, seed 0, both at once on one thread each (1-minute load average "
@@ -131,13 +131,13 @@ def main() -> None:
         ds = Dataset.open(data)
         vocab = ds.tokenizer_dict["vocab"]
         held = [np.asarray(ds.file_ids(e)) for e in ds.split("validation")]
-        shifts = shift_tables(vocab, 6)
+        shifts = Vocabulary(vocab).shift_tables(6)
         rows = {}
         for flag in procs:
             run = tmp / flag
             composer = Composer.load(run)
             metrics = json.loads((run / "config.json").read_text())["metrics"]
-            pieces, _ = composer.generate(n=16, bars=16, seed=0)
+            pieces = composer.generate(n=16, bars=16, seed=0).pieces
             rows[flag] = {**pitch_scores(composer, held),
                           **{k + "_moved": v for k, v in
                              pitch_scores(composer, held, shifts).items()},

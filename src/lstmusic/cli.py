@@ -259,87 +259,63 @@ def cmd_corpora(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from lstmusic import config as c
+# Each command: (name, function, help, its arguments, its config classes). Options come from
+# the config classes (options.py); arguments are what a command acts on.
+COMMANDS = [
+    ("prepare", cmd_prepare, "turn folders of MIDI or scores into a token dataset", [
+        (("sources",), dict(nargs="+", metavar="SOURCE",
+                         help="a folder (searched recursively), a file, or music21:NAME")),
+        (("-o", "--output"), dict(required=True, metavar="DATASET_DIR"))], ["PrepareConfig"]),
+    ("inspect", cmd_inspect, "show a file's tokens with their times, or a dataset's summary",
+     [(("target",), dict(metavar="FILE_OR_DATASET"))], ["InspectConfig"]),
+    ("train", cmd_train, "train an LSTM on a prepared dataset, or on any SOURCE that prepare "
+                         "accepts (prepared into RUN_DIR/data)", [
+        (("data",), dict(metavar="DATA")),
+        (("-o", "--output"), dict(required=True, metavar="RUN_DIR")),
+        (("--resume",), dict(action="store_true", help="continue from RUN_DIR/last"))],
+     ["TrainConfig"]),
+    ("generate", cmd_generate, "compose new pieces with a trained run (or the bundled model)", [
+        (("run_dir",), dict(nargs="?", metavar="RUN_DIR",
+                         help="a run folder (default: the model bundled with lstmusic)")),
+        (("-o", "--output"), dict(default="song.mid", metavar="OUT.mid",
+                    help="output file; with --n > 1, OUT-1.mid ... OUT-N.mid")),
+        (("--report",), dict(metavar="FILE.json", help="write the settings and figures"))],
+     ["GenerateConfig", "OutputConfig"]),
+    ("render", cmd_render, "a WAV and a piano-roll PNG of a MIDI file",
+     [(("midi",), dict(metavar="FILE.mid"))], ["OutputConfig"]),
+    ("styles", cmd_styles, "list the styles a run can be steered to",
+     [(("run_dir",), dict(metavar="RUN_DIR"))], []),
+    ("serve", cmd_serve, "the studio: compose, listen and look in the browser", [
+        (("run_dirs",), dict(nargs="*", metavar="RUN_DIR",
+                          help="run folders to offer (the bundled model is always offered)"))],
+     ["ServeConfig"]),
+    ("export", cmd_export, "copy a run's best model alone, to share or bundle", [
+        (("run_dir",), dict(metavar="RUN_DIR")),
+        (("-o", "--output"), dict(required=True, metavar="FOLDER"))], ["ExportConfig"]),
+    ("doctor", cmd_doctor, "check torch and the device, FluidSynth, the SoundFont, the music21 "
+                           "corpus and free disk", [], []),
+    ("corpora", cmd_corpora, "list the built-in music21 corpora usable as music21:NAME", [], []),
+]
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+def build_parser() -> argparse.ArgumentParser:
+    from lstmusic import cli_evaluate, config
+
     parser = argparse.ArgumentParser(
-        prog="lstmusic", formatter_class=fmt,
+        prog="lstmusic", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Learn the style of a folder of MIDI files with an LSTM and compose new "
                     "pieces in it.")
     parser.add_argument("--version", action="version", version=f"lstmusic {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("prepare", help="turn folders of MIDI or scores into a token dataset",
-                       description="Tokenize SOURCEs (folders, files or music21:NAME) into a "
-                                   "dataset folder.")
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="a folder (searched recursively), a file, or music21:NAME")
-    p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR")
-    add_options(p, c.PrepareConfig, "prepare")
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("inspect",
-                       help="show a file's tokens with their times, or a dataset's summary")
-    p.add_argument("target", metavar="FILE_OR_DATASET")
-    add_options(p, c.InspectConfig, "inspect")
-    p.set_defaults(func=cmd_inspect)
-
-    p = sub.add_parser("train", help="train an LSTM on a dataset",
-                       description="Train on a prepared dataset folder, or on any SOURCE "
-                                   "that `prepare` accepts (prepared into RUN_DIR/data). "
-                                   "Every option can also be set in a --config TOML file.")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last")
-    add_options(p, c.TrainConfig, "train")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("generate", help="compose new pieces with a trained run",
-                       description="Sample new pieces from a run folder (or the bundled "
-                                   "model). Every option can also be set in a --config file.")
-    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                   help="a run folder (default: the model bundled with lstmusic)")
-    p.add_argument("-o", "--output", default="song.mid", metavar="OUT.mid",
-                   help="output file; with --n > 1, OUT-1.mid ... OUT-N.mid")
-    p.add_argument("--report", metavar="FILE.json", help="write the settings and figures")
-    add_options(p, c.GenerateConfig, "generate", c.OutputConfig)
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("render", help="a WAV and a piano-roll PNG of a MIDI file")
-    p.add_argument("midi", metavar="FILE.mid")
-    add_options(p, c.OutputConfig, "render")
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("styles", help="list the styles a run can be steered to")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.set_defaults(func=cmd_styles)
-
-    p = sub.add_parser("serve", help="the studio: compose, listen and look in the browser",
-                       description="A local web page to pick a model, compose, play the audio, "
-                                   "see the piano roll and download the MIDI.")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
-                   help="run folders to offer (the bundled model is always offered)")
-    add_options(p, c.ServeConfig, "serve")
-    p.set_defaults(func=cmd_serve)
-
-    from lstmusic import cli_evaluate
-
+    for name, func, text, arguments, configs in COMMANDS:
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        for flags, kwargs in arguments:
+            p.add_argument(*flags, **kwargs)
+        if configs:
+            first, *more = (getattr(config, c) for c in configs)
+            add_options(p, first, name, *more)
+        p.set_defaults(func=func)
     cli_evaluate.register(sub)  # evaluate, compare
-
-    p = sub.add_parser("export", help="copy a run's best model alone, to share or bundle")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("-o", "--output", required=True, metavar="FOLDER")
-    add_options(p, c.ExportConfig, "export")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("doctor", help="check torch and the device, FluidSynth, the SoundFont, "
-                                      "the music21 corpus and free disk")
-    p.set_defaults(func=cmd_doctor)
-
-    p = sub.add_parser("corpora", help="list the built-in music21 corpora usable as "
-                                       "music21:NAME")
-    p.set_defaults(func=cmd_corpora)
     return parser
 
 

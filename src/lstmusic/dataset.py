@@ -297,20 +297,7 @@ def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
     held_out = split_names([r.source.name for r in good], cfg,
                            [r.source.name for r in results])
 
-    entries, offset = [], 0
-    for r, ids in zip(good, arrays, strict=True):
-        entries.append({
-            "path": r.source.name,
-            "sha256": r.sha256,
-            "style": r.source.style,
-            "split": "validation" if r.source.name in held_out else "train",
-            "notes": r.figures["notes"],
-            "tokens": int(len(ids)),
-            "seconds": r.figures["seconds"],
-            "offset": offset,
-            **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
-        })
-        offset += len(ids)
+    entries = _entries(good, arrays, held_out)
     manifest = {
         "format": 1,
         "lstmusic_version": __version__,
@@ -322,16 +309,7 @@ def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
         "split": {"val_fraction": cfg.val_fraction, "val_every": cfg.val_every, "seed": cfg.seed},
         "inputs_key": key,
         "styles": sorted({e["style"] for e in entries}),
-        "totals": {
-            "files": len(entries),
-            "skipped": len(skipped),
-            "tokens": offset,
-            "notes": sum(e["notes"] for e in entries),
-            "seconds": round(sum(e["seconds"] for e in entries), 3),
-            "train_files": sum(e["split"] == "train" for e in entries),
-            "validation_files": sum(e["split"] == "validation" for e in entries),
-            "cached_files": sum(r.cached for r in results),
-        },
+        "totals": _totals(entries, skipped, results),
         "files": entries,
         "skipped": skipped,
         "seconds_taken": round(time.perf_counter() - t0, 3),
@@ -350,6 +328,38 @@ def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
 
             shutil.rmtree(staged, ignore_errors=True)
     return manifest
+
+
+def _entries(good: list[FileResult], arrays: list, held_out: set[str]) -> list[dict]:
+    """The manifest's row of each file, with its offset into tokens.npy."""
+    entries, offset = [], 0
+    for r, ids in zip(good, arrays, strict=True):
+        entries.append({
+            "path": r.source.name,
+            "sha256": r.sha256,
+            "style": r.source.style,
+            "split": "validation" if r.source.name in held_out else "train",
+            "notes": r.figures["notes"],
+            "tokens": int(len(ids)),
+            "seconds": r.figures["seconds"],
+            "offset": offset,
+            **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
+        })
+        offset += len(ids)
+    return entries
+
+
+def _totals(entries: list[dict], skipped: list, results: list[FileResult]) -> dict:
+    return {
+        "files": len(entries),
+        "skipped": len(skipped),
+        "tokens": sum(e["tokens"] for e in entries),
+        "notes": sum(e["notes"] for e in entries),
+        "seconds": round(sum(e["seconds"] for e in entries), 3),
+        "train_files": sum(e["split"] == "train" for e in entries),
+        "validation_files": sum(e["split"] == "validation" for e in entries),
+        "cached_files": sum(r.cached for r in results),
+    }
 
 
 @dataclass

@@ -477,7 +477,7 @@ def _asset(name: str) -> str:
 def create_app(studio: Studio, host: str = "127.0.0.1"):
     from fastapi import FastAPI, HTTPException
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from fastapi.responses import FileResponse, JSONResponse
 
     app = FastAPI(title="lstmusic studio", docs_url=None, redoc_url=None, openapi_url=None)
     if host in LOCAL_HOSTS:
@@ -487,16 +487,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
 
         app.add_middleware(TrustedHostMiddleware,
                            allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
-    pages = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
-             "/style.css": ("style.css", "text/css")}
-
-    def page(name: str, media: str):
-        return lambda: Response(_asset(name), media_type=media,
-                                headers={"Cache-Control": "no-cache"})
-
-    for route, (name, media) in pages.items():
-        app.add_api_route(route, page(name, media), methods=["GET"],
-                          response_class=HTMLResponse if media == "text/html" else Response)
+    _add_pages(app)
 
     @app.get("/api/models")
     def models():
@@ -507,26 +498,14 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
 
     @app.post("/api/generate")
     async def generate(request: HttpRequest):
-        # Only the studio's own page may ask for work. A page from another site can still
-        # send a "simple" POST to 127.0.0.1 (no-cors, form): it cannot set this content
-        # type, and browsers mark it cross-site.
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        site = request.headers.get("sec-fetch-site", "same-origin")
-        if kind != "application/octet-stream" or site not in ("same-origin", "none"):
+        if not _from_own_page(request):
             return JSONResponse({"error": "requests come from the studio's own page"}, 403)
-        body, size = bytearray(), 0
-        async for chunk in request.stream():  # counted, whatever the headers claim
-            size += len(chunk)
-            if size <= MAX_UPLOAD_BYTES:
-                body += chunk
-            elif size > 8 * MAX_UPLOAD_BYTES:
-                break  # read a little past the cap so the browser sees the answer, not a reset
-        if size > MAX_UPLOAD_BYTES:
+        body = await _read_body(request)
+        if body is None:
             return JSONResponse({"error": f"the prime file is over the "
                                           f"{MAX_UPLOAD_BYTES >> 20} MB limit"}, 413)
         try:
-            job = await run_in_threadpool(studio.submit, dict(request.query_params),
-                                          bytes(body))
+            job = await run_in_threadpool(studio.submit, dict(request.query_params), body)
         except UserError as exc:
             return JSONResponse({"error": str(exc)}, 429 if isinstance(exc, Busy) else 400)
         return studio.status(job.id)
@@ -549,6 +528,44 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
                             content_disposition_type=disposition)
 
     return app
+
+
+def _add_pages(app) -> None:
+    """The page and its script and style sheet, read from the package on each request."""
+    from fastapi.responses import HTMLResponse, Response
+
+    pages = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
+             "/style.css": ("style.css", "text/css")}
+
+    def page(name: str, media: str):
+        return lambda: Response(_asset(name), media_type=media,
+                                headers={"Cache-Control": "no-cache"})
+
+    for route, (name, media) in pages.items():
+        app.add_api_route(route, page(name, media), methods=["GET"],
+                          response_class=HTMLResponse if media == "text/html" else Response)
+
+
+def _from_own_page(request) -> bool:
+    """Only the studio's own page may ask for work. A page from another site can still send
+    a "simple" POST to 127.0.0.1 (no-cors, form): it cannot set this content type, and
+    browsers mark it cross-site."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    site = request.headers.get("sec-fetch-site", "same-origin")
+    return kind == "application/octet-stream" and site in ("same-origin", "none")
+
+
+async def _read_body(request) -> bytes | None:
+    """The request's body, or None if it is over MAX_UPLOAD_BYTES (counted as it arrives,
+    whatever the headers claim)."""
+    body, size = bytearray(), 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_UPLOAD_BYTES:
+            body += chunk
+        elif size > 8 * MAX_UPLOAD_BYTES:
+            break  # read a little past the cap so the browser sees the answer, not a reset
+    return bytes(body) if size <= MAX_UPLOAD_BYTES else None
 
 
 def serve(run_dirs: list[str], runs: str | None, host: str, port: int,
