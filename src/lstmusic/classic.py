@@ -52,6 +52,7 @@ class ClassicTokenizer(Tokenizer):
     """The original vocabulary: special tokens, then the sorted set of corpus tokens."""
 
     settings = TokenizerSettings("classic")
+    timed = False  # one token every half beat, whatever the music's rhythm
 
     def __init__(self, vocab: list[str]):
         if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:

@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstmusic import metrics, midi_io, primes
+from lstmusic import metrics, midi_io, primes, redo
 from lstmusic.config import BOS, GenerateConfig
-from lstmusic.errors import UserError
+from lstmusic.errors import BadFile, UserError
 from lstmusic.grammar import Grammar
 from lstmusic.guard import Guard
 from lstmusic.model import Stepper
 from lstmusic.run import Run, load_run
 from lstmusic.sampler import Sampled, Sampling, cpu_steps
+from lstmusic.steer import Melody, Steering, parse_chords, parse_key
 
 
 @dataclass
@@ -46,12 +47,11 @@ class PieceReport:
     max_same_pitch_run: int
     seconds: float  # length of the music
     loop: dict | None = None  # loop mode: the seam's NLL against the median bar's
+    redo: dict | None = None  # --redo: the bars redone, and the seam's NLL against the original's
 
     def to_json(self) -> dict:
-        out = asdict(self)
-        if self.loop is None:
-            del out["loop"]
-        return out
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("loop",
+                                                                                    "redo")}
 
 
 @dataclass
@@ -150,8 +150,11 @@ class Composer:
         cfg = replace(cfg or GenerateConfig(), **overrides)
         style = self.run.style_index(cfg.style)
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        steer = self._steering(cfg)
+        if cfg.redo:
+            return (yield from self._redo(cfg, style, gen, steer))
         prime = self._prime(cfg, gen)
-        bars = cfg.bars
+        bars = steer.melody.bars if steer and steer.melody else cfg.bars
         if cfg.seconds:
             bars = max(1, round(cfg.seconds * (cfg.tempo or 120.0) / 60 / 4))
         t0 = time.perf_counter()
@@ -159,7 +162,7 @@ class Composer:
             if cfg.loop:
                 rows, loops = yield from self._loop(cfg, prime, style, bars, gen)
             else:
-                sampling = self.sampling(cfg, prime, style, cfg.n, bars, gen)
+                sampling = self.sampling(cfg, prime, style, cfg.n, bars, gen, steer)
                 yield from sampling
                 rows, loops = sampling.rows, [None] * cfg.n
         seconds = time.perf_counter() - t0
@@ -169,9 +172,63 @@ class Composer:
                            sum(r.steps for r in rows))
 
     def sampling(self, cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
-                 gen: torch.Generator) -> Sampling:
+                 gen: torch.Generator, steer: Steering | None = None) -> Sampling:
         return Sampling(self.model, self.stepper, self.grammar, self.guard,
-                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen)
+                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen, steer)
+
+    def _steering(self, cfg: GenerateConfig) -> Steering | None:
+        """The key, chords and melody asked for, as rules for the sampler (None: none)."""
+        if not (cfg.key or cfg.chords or cfg.melody):
+            return None
+        key = parse_key(self._file_key(cfg) if cfg.key == "auto" else cfg.key) \
+            if cfg.key else None
+        chords = parse_chords(cfg.chords) if cfg.chords else None
+        melody = Melody.read(Path(cfg.melody), cfg.melody_track, self.vocabulary,
+                             self.grammar) if cfg.melody else None
+        return Steering(self.vocabulary, self.grammar, key, cfg.key_strength, chords, melody)
+
+    def _file_key(self, cfg: GenerateConfig) -> str:
+        """--key auto: the estimated key of the piece the music starts from."""
+        path = Path(cfg.prime or cfg.melody or cfg.redo)
+        try:
+            notes = midi_io.note_array(self.tokenizer.load(path))
+        except (BadFile, OSError) as exc:
+            raise UserError(f"--key auto: {path}: {exc}") from None
+        name = midi_io.estimate_key(notes[:, 2].astype(int), notes[:, 1])
+        if name == "unknown":
+            raise UserError(f"--key auto: {path} has no notes to find a key in")
+        return name
+
+    # ------------------------------------------------------------ redo
+    def _redo(self, cfg: GenerateConfig, style: int, gen, steer):
+        """Bars A..B of cfg.redo written anew (see redo.py): the n best of several."""
+        original, prime, start, end = redo.read(self.tokenizer, cfg)
+        first, last = cfg.redo_span()
+        prime = primes.legal(self.grammar, prime)
+        t0 = time.perf_counter()
+        with cpu_steps(self.device, loop_candidates(cfg.n)):
+            # one bar more than asked: the prime may end before bar A's line
+            sampling = self.sampling(cfg, prime, style, loop_candidates(cfg.n),
+                                     last - first + 2, gen, steer)
+            for share in sampling:
+                yield 0.9 * share
+            before, _ = redo.seam_nll(self, original, first, last, style)
+            scored = []
+            for row in sampling.rows:
+                new = redo.splice(original, self.tokenizer.decode(prime + row.ids)[0], start,
+                                  end)
+                nll, ids = redo.seam_nll(self, new, first, last, style)
+                scored.append((nll, new, ids, row))
+        scored.sort(key=lambda x: x[0])
+        pieces = []
+        for i, (nll, score, ids, row) in enumerate(scored[: cfg.n]):
+            info = {"bars": [first, last], "seam_nll": round(nll, 4),
+                    "original_seam_nll": round(before, 4), "candidates": len(scored)}
+            _restyle(score, cfg)
+            pieces.append(self._report(i, score, ids, row, len(prime), redo=info))
+            pieces[-1].report.bars = metrics.bar_at(score, max(int(score.end()) - 1, 0))
+        return Composition(pieces, cfg, self.run_dir, self.kind, time.perf_counter() - t0,
+                           sum(r.steps for r in sampling.rows))
 
     # ------------------------------------------------------------ loop mode
     def _loop(self, cfg, prime, style, bars, gen):
@@ -185,7 +242,7 @@ class Composer:
             if len(row.marks) < 2:
                 continue
             first = row.ids[row.marks[0]:row.marks[1]]
-            nll = self._token_nll(prime + row.ids + first, style)  # per predicted token
+            nll = self.token_nll(prime + row.ids + first, style)  # per predicted token
             base = len(prime)
             per_bar = [float(np.mean(nll[base + a - 1:base + b - 1]))
                        for a, b in zip(row.marks[1:-1], row.marks[2:], strict=False) if b > a]
@@ -201,7 +258,8 @@ class Composer:
         return [r for _, r, _ in chosen], [info for _, _, info in chosen]
 
     @torch.no_grad()
-    def _token_nll(self, ids: list[int], style: int) -> np.ndarray:
+    def token_nll(self, ids: list[int], style: int) -> np.ndarray:
+        """(len(ids),) the model's NLL of each token of `ids` after BOS, in nats."""
         x = torch.tensor([[BOS] + ids], device=self.device)
         logits, _ = self.model(x[:, :-1], torch.tensor([style], device=self.device))
         lp = torch.log_softmax(logits.float(), -1)[0]
@@ -222,13 +280,17 @@ class Composer:
         ids = row.ids if cfg.omit_prime else prime + row.ids
         score, _ = self.tokenizer.decode(ids)
         score = self._finish(score, cfg, row)
+        return self._report(i, score, ids, row, len(prime), loop=loop)
+
+    def _report(self, i: int, score, ids: list[int], row: Sampled, prime_tokens: int,
+                **extra) -> Piece:
         shape = metrics.collapse(score)
         report = PieceReport(
-            index=i + 1, tokens=len(row.ids), prime_tokens=len(prime), bars=row.bars,
+            index=i + 1, tokens=len(row.ids), prime_tokens=prime_tokens, bars=row.bars,
             resampled_bars=row.resampled, repairs=self.tokenizer.repairs(ids),
             notes=shape["notes"], distinct_pitches=shape["distinct_pitches"],
             max_same_pitch_run=shape["max_same_pitch_run"],
-            seconds=round(midi_io.duration_seconds(score), 2), loop=loop)
+            seconds=round(midi_io.duration_seconds(score), 2), **extra)
         return Piece(score, ids, report)
 
     @staticmethod
@@ -247,6 +309,18 @@ class Composer:
             beats = row.end_beats + (0 if cfg.omit_prime else row.prime_beats)
             score = score.clip(0, round(beats * score.ticks_per_quarter), clip_end=True)
         return score
+
+
+def _restyle(score, cfg: GenerateConfig) -> None:
+    """--tempo and --program on a piece that keeps its own otherwise (--redo)."""
+    from symusic import Tempo
+
+    if cfg.tempo:
+        score.tempos.clear()
+        score.tempos.append(Tempo(0, qpm=cfg.tempo))
+    for track in score.tracks:
+        if cfg.program and not track.is_drum:
+            track.program = cfg.program
 
 
 def loop_candidates(n: int) -> int:

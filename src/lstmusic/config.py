@@ -204,6 +204,20 @@ class GenerateConfig:
     program: int = opt(0, "General MIDI program (0: acoustic grand piano)")
     loop: bool = opt(False, "exactly --bars bars that loop back into their start")
     guard: bool = opt(True, "resample degenerate bars (repeated notes, stuck bars, silence)")
+    key: str = opt("", "only pitches of this key: 'D minor', 'Eb major', or auto (the "
+                       "prime's key)", metavar="KEY")
+    key_strength: float = opt(1.0, "1: out-of-key pitches forbidden; below 1 only penalised "
+                                   "(0: off)", metavar="S")
+    chords: str = opt("", "one chord symbol per bar, repeated: 'Am F C G' ('Am F | C G': two "
+                          "in a bar); notes on a chord's onset are its tones",
+                      metavar="CHORDS")
+    melody: str = opt("", "harmonise: keep every note of this MIDI file's melody and write the "
+                          "other voices around it", metavar="FILE.mid")
+    melody_track: int = opt(-1, "the melody's track (0: the first with notes; -1: the "
+                                "highest line of all)", metavar="N")
+    redo: str = opt("", "keep this MIDI file outside --redo-bars and write those bars anew",
+                    metavar="FILE.mid")
+    redo_bars: str = opt("", "the bars to write anew, A-B (1 is the first)", metavar="A-B")
     seed: int = opt(0, "same seed, same options, same run: the same MIDI, byte for byte")
     device: str = opt("cpu", "cpu, cuda or auto", choices=DEVICES)
 
@@ -227,6 +241,37 @@ class GenerateConfig:
             raise UserError("choose one of --prime and --prime-from-data")
         if self.loop and (self.tokens or self.seconds):
             raise UserError("--loop makes exactly --bars bars; drop --tokens/--seconds")
+        self._check_steering()
+
+    def _check_steering(self) -> None:
+        if not 0 <= self.key_strength <= 1:  # also refuses NaN
+            raise UserError(f"--key-strength must be 0..1, not {self.key_strength}")
+        if bool(self.redo) != bool(self.redo_bars):
+            raise UserError("--redo FILE.mid and --redo-bars A-B go together")
+        if self.redo_bars:
+            self.redo_span()  # checks the form
+        starts = [name for name, on in (("--prime", self.prime), ("--melody", self.melody),
+                                        ("--redo", self.redo), ("--loop", self.loop),
+                                        ("--prime-from-data", self.prime_from_data)) if on]
+        if len(starts) > 1:
+            raise UserError(f"{' and '.join(starts)} do not combine: each decides how the "
+                            "piece begins")
+        if (self.melody or self.redo) and (self.tokens or self.seconds):
+            raise UserError("--melody and --redo set the piece's length: drop "
+                            "--tokens/--seconds")
+        if self.key == "auto" and not (self.prime or self.melody or self.redo):
+            raise UserError("--key auto takes the key of --prime (or --melody, --redo): give "
+                            "one, or name the key")
+
+    def redo_span(self) -> tuple[int, int]:
+        """(A, B) of --redo-bars A-B, 1-based and inclusive."""
+        a, sep, b = self.redo_bars.partition("-")
+        if not (a.strip().isdigit() and (not sep or b.strip().isdigit())):
+            raise UserError(f"--redo-bars {self.redo_bars!r}: write A-B, like 5-8")
+        first, last = int(a), int(b) if sep else int(a)
+        if not 1 <= first <= last:
+            raise UserError(f"--redo-bars {self.redo_bars!r}: bars start at 1 and A <= B")
+        return first, last
 
 
 @dataclass(frozen=True)

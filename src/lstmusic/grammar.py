@@ -249,6 +249,20 @@ class Grammar:
                             torch.where(shift.any(1, keepdim=True), shift, m))
         return torch.where(done, done & (torch.arange(m.shape[1], device=m.device) == EOS), m)
 
+    def time_after(self, state: GrammarState) -> torch.Tensor:
+        """(B, V) long: where the decoder would stand after each token (the same clock as
+        `advance`, for every token at once): a constraint that must not let time pass a
+        moment reads it."""
+        s, col = state, self.col
+        val = self.ticks[s.den]  # (B, V)
+        now = s.now[:, None]
+        rest_from = now if self.name == "midilike" else torch.maximum(s.now, s.note_end)[:, None]
+        out = torch.where(col["rest"], rest_from + val, now.expand_as(val))
+        out = torch.where(col["shift"], now + val, out)
+        opens = (s.node != self.start)[:, None] & col["bar"]
+        out = torch.where(opens, (s.bar_start + s.bar_len)[:, None], out)
+        return torch.where(col["position"], s.bar_start[:, None] + val, out)
+
     def advance(self, state: GrammarState, tokens: torch.Tensor) -> GrammarState:
         """The state after appending `tokens` (B,) long, replaying the decoder's clock."""
         s, f = state, dict(zip(FLAGS, self.flags[:, tokens], strict=True))  # (B,) per flag

@@ -64,10 +64,11 @@ class Sampling:
 
     def __init__(self, model, stepper, grammar: Grammar, guard: Guard, bar_id: int,
                  cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
-                 gen: torch.Generator):
+                 gen: torch.Generator, steer=None):
         self.model, self.stepper, self.grammar, self.guard = model, stepper, grammar, guard
         self.bar_id, self.cfg, self.prime, self.style = bar_id, cfg, prime, style
         self.n, self.bars, self.gen = n, bars, gen
+        self.steer = steer  # steer.Steering: key, chords, melody (None: free)
         self.device = grammar.masks.device
         self.rows: list[Sampled] = []
 
@@ -96,6 +97,9 @@ class Sampling:
             gs = g.advance(gs, torch.full((n,), t, device=dev))
         self.gs = gs
         self.bars0, self.start_tick = gs.bars.tolist(), gs.bar_start.clone()
+        self.first_bar = gs.bars.clone()
+        if self.steer is not None:
+            self.steer.start(n)
         self.limit = self.cfg.tokens or self.bars * MAX_BAR_TOKENS
         # Per-row flags and counts are plain Python, made tensors only when some row needs
         # one: at batch 1 each small tensor op or element read costs microseconds, and a
@@ -122,11 +126,18 @@ class Sampling:
         allowed[:, EOS] = False  # no ending before the length asked for
         ending = [f or r.done for f, r in zip(full, rows, strict=True)]
         if any(ending):
-            ending = torch.tensor(ending, device=dev)[:, None]
-            allowed = torch.where(ending, g.finish_mask(self.gs), allowed)
+            allowed = torch.where(torch.tensor(ending, device=dev)[:, None],
+                                  g.finish_mask(self.gs), allowed)
+        logits, forced = self.logits, None
+        if self.steer is not None:
+            allowed, logits, forced = self.steer.step(self.gs, allowed, logits,
+                                                      self.first_bar, [not e for e in ending])
         explore = [r.explore for r in rows]
         rewound = torch.tensor(explore, device=dev) if any(explore) else None
-        tok = pick(self.logits, allowed, self.cfg, self.gen, rewound)
+        tok = pick(logits, allowed, self.cfg, self.gen, rewound)
+        if forced is not None:
+            tok = torch.where(forced >= 0, forced, tok)
+            self.steer.record(forced)
         if any(r.done for r in rows):
             tok = torch.where(torch.tensor([r.done for r in rows], device=dev), EOS, tok)
         self.gs = g.advance(self.gs, tok)
@@ -165,6 +176,7 @@ class Sampling:
         gs = self.gs
         return {"state": [part[..., b, :].clone() for part in self.state],
                 "logits": self.logits[b].clone(), "len": length,
+                "steer": self.steer.snap(b) if self.steer is not None else None,
                 "gs": {f.name: getattr(gs, f.name)[b].clone() for f in fields(gs)}}
 
     def _restore(self, b: int, snap: dict) -> None:
@@ -172,6 +184,8 @@ class Sampling:
         for part, saved in zip(self.state, snap["state"], strict=True):
             part[..., b, :] = saved
         self.logits[b] = snap["logits"]
+        if self.steer is not None:
+            self.steer.restore(b, snap["steer"])
         new = {}
         for f in fields(self.gs):
             value = getattr(self.gs, f.name).clone()

@@ -36,6 +36,11 @@ class Tokenizer:
 
     settings: TokenizerSettings
     vocab: list[str]
+    timed = True  # its ids keep the music's time (rests, onsets), so a decoded piece lines up
+
+    def load(self, path: Path):
+        """A music file as this tokenizer reads it (midi_io.load with its settings)."""
+        return midi_io.load(path, self.settings.keep_programs, self.settings.keep_drums)
 
     @property
     def name(self) -> str:
@@ -149,17 +154,14 @@ class MiditokTokenizer(Tokenizer):
         return np.asarray(seq.ids if seq is not None else [], dtype=np.int64)
 
     def read_file(self, path: Path) -> tuple[np.ndarray, dict]:
-        score = self._load(path)
+        score = self.load(path)
         ids = self.encode(score)
         if len(ids) == 0:
             raise BadFile("no notes inside the tokenizer's pitch range (21-108)")
         return ids, midi_io.stats(score)
 
-    def _load(self, path: Path):
-        return midi_io.load(path, self.settings.keep_programs, self.settings.keep_drums)
-
     def encode_bars(self, path: Path, bars: int) -> np.ndarray:
-        score = self._load(path)
+        score = self.load(path)
         sig = score.time_signatures[0] if len(score.time_signatures) else None
         metre = sig.numerator / sig.denominator if sig else 1.0
         end = round(score.ticks_per_quarter * 4 * bars * metre)
@@ -187,7 +189,7 @@ class MiditokTokenizer(Tokenizer):
         return score, dropped
 
     def events(self, path: Path) -> list[tuple[str, float]]:
-        score = self.inner.preprocess_score(self._load(path))
+        score = self.inner.preprocess_score(self.load(path))
         seq = self.inner.encode(score, no_preprocess_score=True)
         seq = seq[0] if isinstance(seq, list) else seq
         tpq = score.ticks_per_quarter

@@ -58,6 +58,15 @@ class Vocabulary:
                 out.append(tuple(classic.token_pitches(tok) or ()))
         return out
 
+    def strike_id(self, pitch: int) -> int:
+        """The id of the token that starts a note of `pitch` (Pitch_ or NoteOn_), or -1."""
+        return next((self.index[f"{k}_{pitch}"] for k in STRIKES
+                     if f"{k}_{pitch}" in self.index), -1)
+
+    def time_signature_id(self, numerator: int, denominator: int) -> int:
+        """The id of the TimeSig token of a metre, or -1."""
+        return self.index.get(f"TimeSig_{numerator}/{denominator}", -1)
+
     @cached_property
     def bar_id(self) -> int:
         """The id of REMI's `Bar_None` (the token that opens a bar), or -1."""

@@ -1,0 +1,264 @@
+"""Directing the music: a key, a chord progression and a melody to keep, as masks, biases and
+forced tokens on the sampler's logits at known moments of the grammar's clock.
+
+The sampler knows when a note would start (the grammar's clock: bar, beat) and what each
+token sounds (the vocabulary), so each request is a rule at a moment:
+- `--key`: a pitch token out of the key's scale (minor: natural minor plus the raised
+  seventh) is forbidden (`key_strength` 1) or penalised by log(1 - strength) nats; a classic
+  chord is in key when all its pitch classes are.
+- `--chords`: a note starting on a chord's onset (a bar's first beat, or the chord's own
+  place when a bar holds several) must be a tone of that chord; elsewhere chord tones get
+  CHORD_BONUS nats.
+- `--melody`: each melody note's pitch is forced when the clock reaches its onset, its
+  duration when the decoder asks for one, and no token may move time past a note not yet
+  written, nor change the metre from the melody's.
+Key and chord names are read with music21. Rows whose rules would leave no legal token fall
+back to the grammar alone, so the grammar's promise (nothing to repair) always holds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lstmusic.errors import BadFile, UserError
+from lstmusic.grammar import Grammar, GrammarState
+
+CHORD_BONUS = 1.0  # nats added to chord tones between chord onsets: favoured, not forced
+NO_TIME = 2**62  # "no melody note pending": a time no token reaches
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str  # as music21 spells it: "d minor", "E- major"
+    pcs: frozenset[int]  # the pitch classes allowed
+
+
+def _flats(text: str) -> str:
+    """music21 writes flats as '-': 'Eb' -> 'E-', 'Bbm7' -> 'B-m7'."""
+    return re.sub(r"^([A-Ga-g])b", r"\1-", text)
+
+
+def parse_key(text: str) -> Key:
+    """'D minor', 'Eb major', 'f# minor' (a tonic alone is major); UserError otherwise."""
+    from music21 import key as m21key
+
+    words = text.split()
+    mode = words[1].lower() if len(words) == 2 else "major"
+    if not 1 <= len(words) <= 2 or mode not in ("major", "minor") or \
+            not re.fullmatch(r"[A-Ga-g][#b-]?", words[0]):
+        raise UserError(f"--key {text!r}: write a key like 'D minor', 'Eb major' or 'auto'")
+    k = m21key.Key(_flats(words[0]), mode)
+    pcs = {p.pitchClass for p in k.pitches}
+    if mode == "minor":
+        pcs.add((k.tonic.pitchClass + 11) % 12)  # the raised seventh of harmonic minor
+    return Key(f"{k.tonic.name} {mode}", frozenset(pcs))
+
+
+def parse_chords(text: str) -> list[list[frozenset[int]]]:
+    """Chords per bar: 'Am F C G' is one a bar; 'Am F | C G' splits bars at '|'."""
+    from music21 import harmony
+
+    groups = text.split("|") if "|" in text else text.split()
+    bars, names = [], []
+    for group in groups:
+        bars.append([])
+        for name in group.split():
+            names.append(name)
+            try:
+                pitches = harmony.ChordSymbol(_flats(name)).pitches
+            except Exception:  # noqa: BLE001 - music21 raises several types for a bad symbol
+                pitches = ()
+            if not pitches:
+                raise UserError(f"--chords: cannot read chord {name!r} (chord {len(names)} "
+                                "of the list)")
+            bars[-1].append(frozenset(p.pitchClass for p in pitches))
+        if not bars[-1]:
+            raise UserError(f"--chords {text!r}: an empty bar between '|'")
+    if not bars:
+        raise UserError("--chords: no chord given")
+    return bars
+
+
+@dataclass(frozen=True)
+class Melody:
+    """Notes to keep, in grammar ticks: onsets, pitch ids, duration ids; and the metre."""
+
+    onsets: list[int]
+    pitch_ids: list[int]
+    duration_ids: list[int]
+    time_signature: int  # the id of the melody's TimeSig token
+    bars: int
+
+    @classmethod
+    def read(cls, path: Path, track: int, vocabulary, grammar: Grammar) -> Melody:
+        """The melody of a MIDI file: track `track` (-1: the highest line of all tracks)."""
+        from lstmusic import midi_io
+
+        if not bool(grammar.col["duration"].any()) or grammar.n_programs > 1:
+            raise UserError("--melody needs a run whose tokens give each note its duration, on "
+                            "one stream (remi or tsd, without --keep-programs)")
+        try:
+            score = midi_io.load(path, keep_programs=True)
+        except BadFile as exc:
+            raise UserError(f"--melody {path}: {exc}") from None
+        notes = _line(score, track, path)
+        sig = score.time_signatures[0] if len(score.time_signatures) else None
+        num, den = (sig.numerator, sig.denominator) if sig else (4, 4)
+        ts_id = vocabulary.time_signature_id(num, den)
+        if ts_id < 0:
+            raise UserError(f"--melody {path}: the run's tokenizer has no {num}/{den} metre")
+        scale = grammar.tpq / score.ticks_per_quarter
+        grid, durations = _grid(grammar, vocabulary)
+        onsets = [int(round(t * scale / grid) * grid) for t, _, _ in notes]
+        pitch_ids = [vocabulary.strike_id(p) for _, _, p in notes]
+        bad = [p for (_, _, p), i in zip(notes, pitch_ids, strict=True) if i < 0]
+        if bad:
+            raise UserError(f"--melody {path}: pitch {bad[0]} is outside the run's range")
+        ticks = np.array([d for d, _ in durations])
+        dur_ids = [durations[int(np.abs(ticks - d * scale).argmin())][1] for _, d, _ in notes]
+        bar = grammar.tpq * 4 * num // den
+        end = max(o + int(ticks[np.abs(ticks - d * scale).argmin()])
+                  for o, (_, d, _) in zip(onsets, notes, strict=True))
+        return cls(onsets, pitch_ids, dur_ids, ts_id, max(1, math.ceil(end / bar)))
+
+
+def _line(score, track: int, path: Path) -> list[tuple[int, int, int]]:
+    """(onset, duration, pitch) in the score's ticks: one note per onset, the highest (or
+    the chosen track's), each ending at the next onset at the latest."""
+    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    if track >= 0:
+        if track >= len(tracks):
+            raise UserError(f"--melody-track {track}: {path} has {len(tracks)} tracks with "
+                            "notes (0 is the first)")
+        tracks = [tracks[track]]
+    best: dict[int, tuple[int, int]] = {}
+    for t in tracks:
+        for n in t.notes:
+            if n.time not in best or n.pitch > best[n.time][1]:
+                best[n.time] = (n.duration, n.pitch)
+    if not best:
+        raise UserError(f"--melody {path}: no notes")
+    onsets = sorted(best)
+    out = []
+    for i, t in enumerate(onsets):
+        duration, pitch = best[t]
+        if i + 1 < len(onsets):
+            duration = min(duration, onsets[i + 1] - t)
+        out.append((t, duration, pitch))
+    return out
+
+
+def _grid(grammar: Grammar, vocabulary) -> tuple[int, list[tuple[int, int]]]:
+    """(the finest onset step in ticks, [(ticks, id)] of each Duration token), in 4/4."""
+    d4 = grammar.ticks[grammar.dens.index(4)]
+    timed = (grammar.col["position"] | grammar.col["shift"]) & (d4 > 0)
+    grid = int(d4[timed].min()) if bool(timed.any()) else grammar.tpq
+    durations = [(int(d4[i]), i) for i in vocabulary.ids_of("Duration")]
+    return grid, durations
+
+
+class Steering:
+    """The rules of one generate call, applied row by row at each step of the sampler."""
+
+    def __init__(self, vocabulary, grammar: Grammar, key: Key | None = None,
+                 key_strength: float = 1.0, chords=None, melody: Melody | None = None):
+        self.grammar, self.melody = grammar, melody
+        dev = grammar.masks.device
+        pcs = torch.from_numpy(vocabulary.pitch_classes()).to(dev) > 0  # (V, 12)
+        self.strikes = pcs.any(1)
+
+        def inside(allowed: frozenset[int]) -> torch.Tensor:  # (V,) strikes within a set
+            ok = torch.zeros(12, dtype=torch.bool, device=dev)
+            ok[list(allowed)] = True
+            return self.strikes & ~(pcs & ~ok).any(1)
+
+        self.key_bias = None
+        if key is not None and key_strength > 0:
+            penalty = -math.inf if key_strength >= 1 else math.log(1 - key_strength)
+            self.key_bias = torch.where(self.strikes & ~inside(key.pcs), penalty, 0.0)
+        self.chords = None
+        if chords:
+            self.chords = torch.stack([inside(c) for bar in chords for c in bar])  # (S, V)
+            counts = [len(bar) for bar in chords]
+            self.chord_count = torch.tensor(counts, device=dev)
+            self.chord_first = torch.tensor(np.cumsum([0, *counts[:-1]]), device=dev)
+        if melody is not None:
+            self.other_sigs = grammar.col["sig"].clone()  # every metre but the melody's
+            self.other_sigs[melody.time_signature] = False
+            self.moves = grammar.col["position"] | grammar.col["shift"] | grammar.col["rest"] \
+                | grammar.col["bar"]
+        self.next: list[int] = []  # per row: the melody note to write next
+        self.phase: list[int] = []  # per row: 1 while its duration is still to write
+
+    def start(self, n: int) -> None:
+        self.next, self.phase = [0] * n, [0] * n
+
+    def step(self, gs: GrammarState, allowed: torch.Tensor, logits: torch.Tensor,
+             bars0: torch.Tensor, steered: list[bool]) -> tuple:
+        """(allowed, logits, forced (B,) id or -1) for the rows in `steered`."""
+        rows = torch.tensor(steered, device=allowed.device)[:, None]
+        before = allowed
+        forced = None  # the melody first: its notes are kept whatever the other rules say
+        if self.melody is not None:
+            allowed, forced = self._melody(gs, allowed, steered)
+        bias = torch.zeros_like(logits)
+        if self.key_bias is not None:
+            bias = bias + self.key_bias
+        if self.chords is not None:
+            bias, allowed = self._chords(gs, bars0, bias, allowed)
+        allowed = allowed & (bias > -math.inf)
+        keep = rows & allowed.any(1, keepdim=True)  # else: the grammar alone (a dead end)
+        return (torch.where(keep, allowed, before),
+                torch.where(keep, logits + bias, logits), forced)
+
+    def _chords(self, gs: GrammarState, bars0: torch.Tensor, bias, allowed):
+        bar = (gs.bars - bars0) % len(self.chord_count)
+        count = self.chord_count[bar]
+        rel = (gs.now - gs.bar_start).clamp(min=0)
+        sub = torch.minimum(rel * count // gs.bar_len, count - 1)
+        tones = self.chords[self.chord_first[bar] + sub]  # (B, V)
+        onset = ((rel * count) % gs.bar_len == 0)[:, None]
+        allowed = allowed & ~(onset & self.strikes & ~tones)
+        return bias + CHORD_BONUS * tones, allowed
+
+    def _melody(self, gs: GrammarState, allowed, steered: list[bool]):
+        m, dev = self.melody, allowed.device
+        pending = [m.onsets[k] if k < len(m.onsets) and s else NO_TIME
+                   for k, s in zip(self.next, steered, strict=True)]
+        until = torch.tensor(pending, device=dev)[:, None]
+        after = self.grammar.time_after(gs)
+        allowed = allowed & ~(self.moves & (after > until)) & ~self.other_sigs
+        forced = [-1] * len(pending)
+        now = gs.now.tolist()
+        for b, (k, phase) in enumerate(zip(self.next, self.phase, strict=True)):
+            if pending[b] == NO_TIME:
+                continue
+            want = m.duration_ids[k] if phase else m.pitch_ids[k]
+            if (phase or now[b] == pending[b]) and bool(allowed[b, want]):
+                forced[b] = want
+        return allowed, torch.tensor(forced, device=dev)
+
+    def record(self, forced: torch.Tensor | None) -> None:
+        """After a step: move each row's melody on by what was forced."""
+        if forced is None:
+            return
+        for b, f in enumerate(forced.tolist()):
+            if f < 0:
+                continue
+            if self.phase[b]:
+                self.phase[b], self.next[b] = 0, self.next[b] + 1
+            else:
+                self.phase[b] = 1
+
+    def snap(self, b: int) -> tuple[int, int]:
+        return (self.next[b], self.phase[b]) if self.next else (0, 0)
+
+    def restore(self, b: int, saved: tuple[int, int]) -> None:
+        if self.next:
+            self.next[b], self.phase[b] = saved
