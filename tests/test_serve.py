@@ -345,8 +345,8 @@ def test_stopping_gives_up_a_long_job_at_once():
 def test_the_command_line_is_quoted_and_exact():
     entry = serve.find_models()[0]
     request = serve.Request(entry.id, GenerateConfig(bars=4, temperature=0.123456789,
-                                                     top_p=0.9, seed=1, prime_bars=2),
-                            prime_name="my song; rm -rf ~.mid")
+                                                     top_p=0.9, seed=1, prime_bars=2,
+                                                     prime="my song; rm -rf ~.mid"), "prime")
     line = serve.reproduce_command(request, entry, 1)
     assert "--temperature 0.123456789 " in line
     assert "--prime 'my song; rm -rf ~.mid' --prime-bars 2" in line

@@ -137,10 +137,12 @@ class Sampling:
         tok = pick(logits, allowed, self.cfg, self.gen, rewound)
         if forced is not None:
             tok = torch.where(forced >= 0, forced, tok)
-            self.steer.record(forced)
         if any(r.done for r in rows):
             tok = torch.where(torch.tensor([r.done for r in rows], device=dev), EOS, tok)
+        now = self.gs.now
         self.gs = g.advance(self.gs, tok)
+        if self.steer is not None:
+            self.steer.record(tok, forced, (self.gs.now != now).tolist())
         self.logits = self.stepper.step(tok)
         after = self.gs.bars.tolist()
         for b, t in enumerate(tok.tolist()):

@@ -40,6 +40,7 @@ from fastapi import Request as HttpRequest  # a module global: FastAPI reads the
 from lstmusic import checkpoint, midi_io
 from lstmusic.config import GenerateConfig
 from lstmusic.errors import BadFile, UserError
+from lstmusic.steer import parse_chords, parse_key
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
 MAX_QUEUED = 16  # more waiting requests than this are refused: one tab cannot block all
@@ -69,8 +70,9 @@ LIMITS = {
     "tempo": Limit(0, 300, 0, integer=False),  # 0: the model's tempo
     "program": Limit(0, 127, 0),
     "prime_bars": Limit(1, 16, 4),
+    "key_strength": Limit(0, 1, 1.0, integer=False),
 }
-LABELS = {"top_p": "top-p", "prime_bars": "prime bars"}
+LABELS = {"top_p": "top-p", "prime_bars": "prime bars", "key_strength": "key strength"}
 FIELDS = {"variations": "n"}  # page name -> GenerateConfig field, where they differ
 
 
@@ -158,13 +160,23 @@ def _rounded(value) -> float | None:
 
 
 # ---------------------------------------------------------------- requests and jobs
+ROLES = ("prime", "melody")  # what an uploaded file is: a piece to continue, or to harmonise
+
+
 @dataclass(frozen=True)
 class Request:
-    """One click, checked: which model, the generation settings, the upload's name."""
+    """One click, checked: which model and the generation settings. The file names in `cfg`
+    (prime, melody, redo) are the names the user knows; the job's own copies replace them
+    when it runs, so no name a user sends ever becomes a path."""
 
     model: str
-    cfg: GenerateConfig  # its prime is set to the uploaded file when the job runs
-    prime_name: str = ""  # the uploaded file's name, only ever shown, never used as a path
+    cfg: GenerateConfig
+    upload: str = ""  # the role of the uploaded file: one of ROLES, or "" for none
+    redo_from: tuple[str, int] | None = None  # (job id, variation) whose bars are redone
+
+    @property
+    def prime_name(self) -> str:
+        return self.cfg.prime or self.cfg.melody
 
     def public(self) -> dict:
         """The settings as the page shows them."""
@@ -172,8 +184,10 @@ class Request:
                 "prime_name": self.prime_name}
 
 
-def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) -> Request:
-    """A Request from the page's query parameters; UserError names the first bad value."""
+def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool,
+                  redo_name: str = "") -> Request:
+    """A Request from the page's query parameters; UserError names the first bad value.
+    `redo_name`: the download name of the variation whose bars are to be redone."""
     values = {FIELDS.get(name, name): _number(params, name, limit)
               for name, limit in LIMITS.items()}
     if values["tempo"] and values["tempo"] < 30:
@@ -189,7 +203,19 @@ def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool) 
     if loop and has_prime:
         raise UserError("loop mode makes a piece from scratch; leave out the prime file")
     name = Path(str(params.get("prime_name") or "prime.mid")).name[:80] if has_prime else ""
-    return Request(model, GenerateConfig(style=style, loop=loop, **values), name)
+    role = str(params.get("upload_as") or "prime") if has_prime else ""
+    if role and role not in ROLES:
+        raise UserError(f"upload_as must be one of {', '.join(ROLES)}, not {role[:20]!r}")
+    steer = {k: str(params.get(k, "")).strip()[:200] for k in ("key", "chords", "redo_bars")}
+    files = {role: name} if role else {}
+    if redo_name:
+        files["redo"] = redo_name
+    cfg = GenerateConfig(style=style, loop=loop, **values, **steer, **files)
+    if cfg.key and cfg.key != "auto":
+        parse_key(cfg.key)  # refused now, in one line, rather than when the job runs
+    if cfg.chords:
+        parse_chords(cfg.chords)
+    return Request(model, cfg, role)
 
 
 def _number(params: dict, name: str, limit: Limit) -> float:
@@ -217,7 +243,8 @@ class Job:
     id: str
     request: Request
     folder: Path
-    prime: Path | None = None
+    prime: Path | None = None  # the uploaded file (a prime or a melody)
+    redo: Path | None = None  # a copy of the piece whose bars are redone
     state: str = "queued"  # queued, running, done, error
     stage: str = "waiting for the studio"
     progress: float = 0.0
@@ -261,7 +288,9 @@ class Studio:
         """Check a click's settings and upload, queue its job, return it (UserError if bad)."""
         # A prime is whatever came with a name, an empty body included (refused below).
         has_prime = bool(upload) or bool(str(params.get("prime_name", "")).strip())
-        request = parse_request(params, self.models, has_prime)
+        source = self._redo_source(params)
+        redo_name = f"lstmusic-{source[0].request.cfg.seed}-{source[1]}.mid" if source else ""
+        request = parse_request(params, self.models, has_prime, redo_name)
         with self._lock:
             if len(self._queue) >= MAX_QUEUED:
                 raise Busy(f"the studio has {len(self._queue)} requests waiting; try again "
@@ -269,18 +298,37 @@ class Studio:
         job = Job(id=secrets.token_urlsafe(12), request=request,
                   folder=self.folder / secrets.token_hex(8))
         job.folder.mkdir()
-        if has_prime:
-            try:
+        try:
+            if has_prime:
                 job.prime = self._check_upload(job.folder, upload, request.prime_name)
-            except UserError:
-                shutil.rmtree(job.folder, ignore_errors=True)  # nothing kept for a refusal
-                raise
+            if source:  # a copy: the earlier job's files may be deleted before this one runs
+                job.redo = job.folder / "redo.mid"
+                shutil.copyfile(source[0].folder / f"variation-{source[1]}.mid", job.redo)
+        except (UserError, OSError):
+            shutil.rmtree(job.folder, ignore_errors=True)  # nothing kept for a refusal
+            raise
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
             self._forget_old()
             self._lock.notify()
         return job
+
+    def _redo_source(self, params: dict) -> tuple[Job, int] | None:
+        """(the finished job, its variation) whose bars a click asks to redo, if any."""
+        job_id = str(params.get("redo_job", "")).strip()
+        if not job_id:
+            return None
+        with self._lock:
+            job = self._jobs.get(job_id)
+        try:
+            index = int(str(params.get("redo_index", "1")))
+        except ValueError:
+            index = 0
+        if job is None or job.state != "done" or not 1 <= index <= len(job.results):
+            raise UserError("the piece to redo is not here any more (the studio keeps the "
+                            f"last {MAX_JOBS_KEPT} requests)")
+        return job, index
 
     def status(self, job_id: str) -> dict | None:
         with self._lock:
@@ -373,6 +421,8 @@ class Studio:
         path."""
         if job.prime:
             message = message.replace(str(job.prime), job.request.prime_name)
+        if job.redo:
+            message = message.replace(str(job.redo), job.request.cfg.redo)
         return message.replace(str(job.folder) + "/", "").replace(str(self.folder), "")
 
     def _run(self, job: Job) -> None:
@@ -382,7 +432,8 @@ class Studio:
         entry = self.models[req.model]
         self._stage(job, f"loading {entry.name}", 0.02)
         composer = self._composer(entry)
-        cfg = replace(req.cfg, prime=str(job.prime) if job.prime else "")
+        files = {req.upload: str(job.prime)} if req.upload else {}
+        cfg = replace(req.cfg, **files, **({"redo": str(job.redo)} if job.redo else {}))
         self._stage(job, "composing", 0.05)
         t1 = time.perf_counter()
         composition = self._compose(job, composer, cfg)
@@ -447,7 +498,7 @@ class Studio:
         base = f"/api/jobs/{job.id}/{index}"
         figures = report.to_json()
         keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
-                "loop")
+                "loop", "redo")
         return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
                 "no_audio": "" if audio or report.notes else "a silent piece: no audio",
                 "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
@@ -459,7 +510,7 @@ def reproduce_command(req: Request, entry: ModelEntry, index: int) -> str:
     """The `lstmusic generate` line that writes this very piece again (same seed, same batch)."""
     from lstmusic.writeout import reproduce_command as line
 
-    text = line(replace(req.cfg, prime=req.prime_name), entry.run_dir)
+    text = line(req.cfg, entry.run_dir)
     return text + (f"  # this is song-{index}.mid" if req.cfg.n > 1 else "")
 
 

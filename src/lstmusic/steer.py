@@ -30,6 +30,10 @@ from lstmusic.errors import BadFile, UserError
 from lstmusic.grammar import Grammar, GrammarState
 
 CHORD_BONUS = 1.0  # nats added to chord tones between chord onsets: favoured, not forced
+# Under a melody, time may not pass its next note, so a model that strikes note after note
+# (an untrained one does) could fill a whole row's token budget at one onset: past this many
+# notes at one moment, time must move on.
+MAX_NOTES_AT_ONCE = 10
 NO_TIME = 2**62  # "no melody note pending": a time no token reaches
 
 
@@ -94,6 +98,7 @@ class Melody:
     duration_ids: list[int]
     time_signature: int  # the id of the melody's TimeSig token
     bars: int
+    end: int  # where its last bar ends: time may not pass it either
 
     @classmethod
     def read(cls, path: Path, track: int, vocabulary, grammar: Grammar) -> Melody:
@@ -103,6 +108,8 @@ class Melody:
         if not bool(grammar.col["duration"].any()) or grammar.n_programs > 1:
             raise UserError("--melody needs a run whose tokens give each note its duration, on "
                             "one stream (remi or tsd, without --keep-programs)")
+        if not path.is_file():
+            raise UserError(f"--melody {path}: no such file")
         try:
             score = midi_io.load(path, keep_programs=True)
         except BadFile as exc:
@@ -125,7 +132,8 @@ class Melody:
         bar = grammar.tpq * 4 * num // den
         end = max(o + int(ticks[np.abs(ticks - d * scale).argmin()])
                   for o, (_, d, _) in zip(onsets, notes, strict=True))
-        return cls(onsets, pitch_ids, dur_ids, ts_id, max(1, math.ceil(end / bar)))
+        bars = max(1, math.ceil(end / bar))
+        return cls(onsets, pitch_ids, dur_ids, ts_id, bars, bars * bar)
 
 
 def _line(score, track: int, path: Path) -> list[tuple[int, int, int]]:
@@ -195,9 +203,10 @@ class Steering:
                 | grammar.col["bar"]
         self.next: list[int] = []  # per row: the melody note to write next
         self.phase: list[int] = []  # per row: 1 while its duration is still to write
+        self.struck: list[int] = []  # per row: notes begun at the current moment
 
     def start(self, n: int) -> None:
-        self.next, self.phase = [0] * n, [0] * n
+        self.next, self.phase, self.struck = [0] * n, [0] * n, [0] * n
 
     def step(self, gs: GrammarState, allowed: torch.Tensor, logits: torch.Tensor,
              bars0: torch.Tensor, steered: list[bool]) -> tuple:
@@ -229,23 +238,30 @@ class Steering:
 
     def _melody(self, gs: GrammarState, allowed, steered: list[bool]):
         m, dev = self.melody, allowed.device
-        pending = [m.onsets[k] if k < len(m.onsets) and s else NO_TIME
+        pending = [(m.onsets[k] if k < len(m.onsets) else m.end) if s else NO_TIME
                    for k, s in zip(self.next, steered, strict=True)]
         until = torch.tensor(pending, device=dev)[:, None]
         after = self.grammar.time_after(gs)
         allowed = allowed & ~(self.moves & (after > until)) & ~self.other_sigs
+        crowded = torch.tensor([k >= MAX_NOTES_AT_ONCE for k in self.struck], device=dev)
+        allowed = allowed & ~(crowded[:, None] & self.strikes)
         forced = [-1] * len(pending)
         now = gs.now.tolist()
         for b, (k, phase) in enumerate(zip(self.next, self.phase, strict=True)):
-            if pending[b] == NO_TIME:
+            if pending[b] == NO_TIME or k >= len(m.onsets):
                 continue
             want = m.duration_ids[k] if phase else m.pitch_ids[k]
             if (phase or now[b] == pending[b]) and bool(allowed[b, want]):
                 forced[b] = want
         return allowed, torch.tensor(forced, device=dev)
 
-    def record(self, forced: torch.Tensor | None) -> None:
-        """After a step: move each row's melody on by what was forced."""
+    def record(self, tokens: torch.Tensor, forced: torch.Tensor | None,
+               moved: list[bool]) -> None:
+        """After a step: move each row's melody on by what was forced, and count the notes
+        begun at the current moment (`moved`: rows whose time moved on)."""
+        strikes = self.strikes[tokens].tolist()
+        for b, (hit, on) in enumerate(zip(strikes, moved, strict=True)):
+            self.struck[b] = 0 if on else self.struck[b] + hit
         if forced is None:
             return
         for b, f in enumerate(forced.tolist()):
@@ -256,9 +272,9 @@ class Steering:
             else:
                 self.phase[b] = 1
 
-    def snap(self, b: int) -> tuple[int, int]:
-        return (self.next[b], self.phase[b]) if self.next else (0, 0)
+    def snap(self, b: int) -> tuple[int, int, int]:
+        return (self.next[b], self.phase[b], self.struck[b]) if self.next else (0, 0, 0)
 
-    def restore(self, b: int, saved: tuple[int, int]) -> None:
+    def restore(self, b: int, saved: tuple[int, int, int]) -> None:
         if self.next:
-            self.next[b], self.phase[b] = saved
+            self.next[b], self.phase[b], self.struck[b] = saved

@@ -55,12 +55,18 @@ async function init() {
   fillStyles();
   $("seed").value = randomSeed();
   $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); });
-  for (const id of ["temperature", "top_p"]) {
+  for (const id of ["temperature", "top_p", "key_strength"]) {
     const update = () => { $(id + "-value").textContent = Number($(id).value).toFixed(2); };
     $(id).addEventListener("input", update);
     update();
   }
-  $("controls").addEventListener("submit", (e) => { e.preventDefault(); generate(info); });
+  $("controls").addEventListener("submit", (e) => { e.preventDefault(); generate(info, null); });
+  $("results").addEventListener("submit", (e) => { // "Redo bars" on a result
+    e.preventDefault();
+    const form = e.target;
+    generate(info, { job: form.dataset.job, index: form.dataset.index,
+                     bars: form.querySelector(".redo-bars").value });
+  });
   $("controls").addEventListener("input", () => showError(""));
   await restore(JSON.parse(sessionStorage.getItem(STORE) || "[]"));
 }
@@ -76,15 +82,22 @@ function forget(id) {
   sessionStorage.setItem(STORE, JSON.stringify(ids.filter((x) => x !== id)));
 }
 
-async function generate(info) {
+// redo: {job, index, bars} to write those bars of an earlier result anew, or null.
+async function generate(info, redo) {
   showError("");
   const params = new URLSearchParams();
   for (const id of ["model", "style", "bars", "variations", "temperature", "top_p", "seed",
-                    "tempo", "program", "prime_bars"]) {
+                    "tempo", "program", "prime_bars", "key", "key_strength", "chords",
+                    "upload_as"]) {
     params.set(id, $(id).value);
   }
   params.set("loop", $("loop").checked ? "1" : "0");
-  const file = $("prime").files[0];
+  if (redo) {
+    params.set("redo_job", redo.job);
+    params.set("redo_index", redo.index);
+    params.set("redo_bars", redo.bars);
+  }
+  const file = redo ? null : $("prime").files[0];
   if (file) {
     if (file.size > info.max_upload_bytes) {
       showError(`${file.name}: over the ${info.max_upload_bytes / 1048576} MB limit`);
@@ -130,7 +143,11 @@ function addCard(status, preload) {
     `seed ${s.seed}`;
   if (s.style) title += `, style ${s.style}`;
   if (s.loop) title += ", loop";
-  if (s.prime_name) title += `, continuing ${s.prime_name}`;
+  if (s.key) title += `, in ${s.key}`;
+  if (s.chords) title += `, over ${s.chords}`;
+  if (s.prime) title += `, continuing ${s.prime}`;
+  if (s.melody) title += `, harmonising ${s.melody}`;
+  if (s.redo) title += `, bars ${s.redo_bars} of ${s.redo} redone`;
   card.querySelector(".job-title").textContent = title;
   card.dataset.preload = preload;
   $("results").insertBefore(card, $("empty").nextSibling); // newest first
@@ -157,7 +174,9 @@ function update(card, status) {
     card.querySelector(".job-progress").hidden = true;
     const list = card.querySelector(".variations");
     for (const r of status.results) {
-      list.append(variation(r, status.results.length, card.dataset.preload));
+      const el = variation(r, status.results.length, card.dataset.preload);
+      Object.assign(el.querySelector(".redo").dataset, { job: status.job, index: r.index });
+      list.append(el);
     }
   }
 }
@@ -183,6 +202,10 @@ function variation(r, count, preload) {
   if (f.loop) {
     figures += `; loop seam ${f.loop.wrap_nll.toFixed(2)} nats/token against ` +
       `${f.loop.median_bar_nll.toFixed(2)} for the median bar`;
+  }
+  if (f.redo) {
+    figures += `; after the redone bars ${f.redo.seam_nll.toFixed(2)} nats/token against ` +
+      `${f.redo.original_seam_nll.toFixed(2)} after the original ones`;
   }
   el.querySelector(".figures").textContent = figures;
   el.querySelector(".command").textContent = r.command;
