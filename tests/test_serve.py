@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
-from conftest import piano_piece, write_midi
+from conftest import make_score, piano_piece, write_midi
 
 from lstmusic import cli, serve
 from lstmusic.config import GenerateConfig
@@ -541,3 +541,56 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
             assert tab.locator(".job").count() == 1
         browser.close()
     assert not problems, problems
+
+
+def test_the_studio_directs_the_music(server, tmp_path):
+    base, _ = server
+    status = _generate(base, bars=4, seed=21, key="D minor", chords="Dm G C")
+    assert status["state"] == "done", status["error"]
+    command = status["results"][0]["command"]
+    assert "--key 'D minor'" in command and "--chords 'Dm G C'" in command
+    _, data, _ = _call(base + status["results"][0]["midi"])
+    pcs = {n.pitch % 12 for t in symusic.Score.from_midi(data).tracks for n in t.notes}
+    assert pcs <= {2, 4, 5, 7, 9, 10, 0, 1}
+    # Redo bars 2-3 of that result: the rest is kept, the line names the downloaded file.
+    redone = _generate(base, bars=4, seed=22, redo_job=status["job"], redo_index=1,
+                       redo_bars="2-3")
+    assert redone["state"] == "done", redone["error"]
+    assert "--redo lstmusic-21-1.mid --redo-bars 2-3" in redone["results"][0]["command"]
+    assert redone["results"][0]["figures"]["redo"]["bars"] == [2, 3]
+    # A melody to harmonise, uploaded like a prime.
+    tune = make_score([(0, False, [(67, 90, 0, 480), (69, 90, 480, 960), (71, 90, 960, 1920)])])
+    melody = write_midi(tune, tmp_path / "tune.mid").read_bytes()
+    sung = _generate(base, melody, prime_name="tune.mid", upload_as="melody", seed=23)
+    assert sung["state"] == "done", sung["error"]
+    assert "--melody tune.mid" in sung["results"][0]["command"]
+    for bad, says in (({"key": "H minor"}, "--key"), ({"chords": "Am Xq"}, "'Xq'"),
+                      ({"redo_job": "gone", "redo_bars": "1-2"}, "not here any more"),
+                      ({"upload_as": "drums", "prime_name": "a.mid"}, "upload_as")):
+        code, body = _submit(base, melody if "upload_as" in bad else b"", **bad)
+        assert code == 400 and says in body["error"], (bad, body)
+
+
+def test_page_redoes_bars_of_a_result_in_chromium(server):
+    sync_playwright = _playwright()
+    base, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(base + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.fill("#bars", "4")
+        page.fill("#seed", "31")
+        page.fill("#key", "A minor")
+        page.fill("#chords", "Am Dm E")
+        page.click("text=Generate")
+        page.wait_for_selector(".variation .redo-bars", timeout=60_000)
+        assert "in A minor, over Am Dm E" in page.inner_text(".job-title")
+        page.fill(".redo-bars", "2-3")
+        page.click("text=Redo bars")
+        page.wait_for_function("() => document.querySelectorAll('.variation').length == 2",
+                               timeout=60_000)
+        assert "bars 2-3 of lstmusic-31-1.mid redone" in page.locator(".job-title").first \
+            .inner_text()
+        assert "--redo-bars 2-3" in page.locator(".command").first.text_content()
+        browser.close()
