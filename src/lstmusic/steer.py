@@ -33,7 +33,7 @@ CHORD_BONUS = 1.0  # nats added to chord tones between chord onsets: favoured, n
 # Under a melody, time may not pass its next note, so a model that strikes note after note
 # (an untrained one does) could fill a whole row's token budget at one onset: past this many
 # notes at one moment, time must move on.
-MAX_NOTES_AT_ONCE = 10
+MAX_NOTES_AT_ONCE = 8
 NO_TIME = 2**62  # "no melody note pending": a time no token reaches
 
 
@@ -122,7 +122,14 @@ class Melody:
             raise UserError(f"--melody {path}: the run's tokenizer has no {num}/{den} metre")
         scale = grammar.tpq / score.ticks_per_quarter
         grid, durations = _grid(grammar, vocabulary)
-        onsets = [int(round(t * scale / grid) * grid) for t, _, _ in notes]
+        # On the tokenizer's grid; two notes that land on one onset: the higher is the line.
+        placed: dict[int, tuple[int, int, int]] = {}
+        for t, d, p in notes:
+            at = int(round(t * scale / grid) * grid)
+            if at not in placed or p > placed[at][2]:
+                placed[at] = (t, d, p)
+        notes = [placed[at] for at in sorted(placed)]
+        onsets = sorted(placed)
         pitch_ids = [vocabulary.strike_id(p) for _, _, p in notes]
         bad = [p for (_, _, p), i in zip(notes, pitch_ids, strict=True) if i < 0]
         if bad:
@@ -253,6 +260,8 @@ class Steering:
             want = m.duration_ids[k] if phase else m.pitch_ids[k]
             if (phase or now[b] == pending[b]) and bool(allowed[b, want]):
                 forced[b] = want
+            elif not phase and now[b] == pending[b] and bool((allowed[b] & self.strikes).any()):
+                self.next[b] += 1  # a note cannot start here (its pitch already sounds): on
         return allowed, torch.tensor(forced, device=dev)
 
     def record(self, tokens: torch.Tensor, forced: torch.Tensor | None,
