@@ -106,3 +106,19 @@ def test_prepare_reads_option_values_from_a_toml_file(tmp_path, capsys):
     toml.write_text("tokenizr = 'tsd'\n")
     assert main(["prepare", str(tmp_path / "src"), "-o", str(out), "--config", str(toml)]) == 2
     assert "unknown setting 'tokenizr'" in capsys.readouterr().err
+
+
+def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
+    from lstmusic.run import bundled_run_dir
+
+    out = tmp_path / "shared"
+    assert main(["export", str(bundled_run_dir()), "-o", str(out)]) == 0
+    assert main(["export", str(bundled_run_dir()), "-o", str(out)]) == 0  # an export: replaced
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("mine")
+    capsys.readouterr()
+    for target in (out, tmp_path / "file"):
+        assert main(["export", str(bundled_run_dir()), "-o", str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(target) in err
+    assert (out / "notes.txt").read_text() == "mine" and (tmp_path / "file").read_text() == "mine"

@@ -163,12 +163,29 @@ def load_run(run_dir: str | Path | None = None, device: str = "cpu"):
     return model.to(device).eval(), tokenizer, run
 
 
+EXPORTED = (WEIGHTS, CONFIG, "metrics.csv", "curves.png")  # what an export folder holds
+
+
+def _check_export_target(out: Path) -> None:
+    """An export replaces only an earlier export: never a file, nor a folder holding
+    anything else (it once deleted whatever folder -o named)."""
+    if out.is_file() or out.is_symlink():
+        raise UserError(f"-o {out}: exists and is a file; choose a folder name")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in EXPORTED)
+        if others:
+            raise UserError(f"-o {out}: exists and holds other files ({', '.join(others[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}); an export replaces only "
+                            "an earlier export: choose another folder")
+
+
 def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
     """A run's best model alone, to share or bundle: weights, config, curves and metrics,
     without the resume state, the dataset or paths of this machine. Returns its MB."""
     from dataclasses import replace
 
     run_dir, out = Path(run_dir), Path(out)
+    _check_export_target(out)
     _, _, run = load_run(run_dir)  # checks that the run loads before anything is written
     run = replace(run, data=replace(run.data, path=source or Path(run.data.path).name))
     staged = atomic.staging_dir(out)
