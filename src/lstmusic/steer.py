@@ -178,6 +178,17 @@ def _grid(grammar: Grammar, vocabulary) -> tuple[int, list[tuple[int, int]]]:
     return grid, durations
 
 
+def _move_to(logits, past, forward, after):
+    """The probability of moving time past the next melody note goes to the latest move
+    that does not pass it: a model that wanted to move on moves on to the melody, rather
+    than writing more notes where it stands (which made the accompaniment several times
+    denser than the music it learned)."""
+    spill = torch.logsumexp(logits.masked_fill(~past, -math.inf), dim=1, keepdim=True)
+    latest = after.masked_fill(~forward, -1).max(1, keepdim=True).values
+    best = forward & (after == latest)
+    return torch.where(best, torch.logaddexp(logits, spill), logits)
+
+
 class Steering:
     """The rules of one generate call, applied row by row at each step of the sampler."""
 
@@ -222,7 +233,7 @@ class Steering:
         before = allowed
         forced = None  # the melody first: its notes are kept whatever the other rules say
         if self.melody is not None:
-            allowed, forced = self._melody(gs, allowed, steered)
+            allowed, logits, forced = self._melody(gs, allowed, logits, steered)
         bias = torch.zeros_like(logits)
         if self.key_bias is not None:
             bias = bias + self.key_bias
@@ -243,12 +254,15 @@ class Steering:
         allowed = allowed & ~(onset & self.strikes & ~tones)
         return bias + CHORD_BONUS * tones, allowed
 
-    def _melody(self, gs: GrammarState, allowed, steered: list[bool]):
+    def _melody(self, gs: GrammarState, allowed, logits, steered: list[bool]):
         m, dev = self.melody, allowed.device
         pending = [(m.onsets[k] if k < len(m.onsets) else m.end) if s else NO_TIME
                    for k, s in zip(self.next, steered, strict=True)]
         until = torch.tensor(pending, device=dev)[:, None]
         after = self.grammar.time_after(gs)
+        moves = allowed & self.moves
+        logits = _move_to(logits, moves & (after > until),
+                          moves & (after <= until) & (after > gs.now[:, None]), after)
         allowed = allowed & ~(self.moves & (after > until)) & ~self.other_sigs
         crowded = torch.tensor([k >= MAX_NOTES_AT_ONCE for k in self.struck], device=dev)
         allowed = allowed & ~(crowded[:, None] & self.strikes)
@@ -262,7 +276,7 @@ class Steering:
                 forced[b] = want
             elif not phase and now[b] == pending[b] and bool((allowed[b] & self.strikes).any()):
                 self.next[b] += 1  # a note cannot start here (its pitch already sounds): on
-        return allowed, torch.tensor(forced, device=dev)
+        return allowed, logits, torch.tensor(forced, device=dev)
 
     def record(self, tokens: torch.Tensor, forced: torch.Tensor | None,
                moved: list[bool]) -> None:
