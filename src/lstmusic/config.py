@@ -246,6 +246,9 @@ class GenerateConfig:
     def _check_steering(self) -> None:
         if not 0 <= self.key_strength <= 1:  # also refuses NaN
             raise UserError(f"--key-strength must be 0..1, not {self.key_strength}")
+        if not -1 <= self.melody_track <= 1000:
+            raise UserError(f"--melody-track is a track number (-1: the highest line), not "
+                            f"{self.melody_track}")
         if bool(self.redo) != bool(self.redo_bars):
             raise UserError("--redo FILE.mid and --redo-bars A-B go together")
         if self.redo_bars:
