@@ -163,7 +163,8 @@ def cmd_generate(args) -> int:
     composer = Composer.load(args.run_dir, cfg.device)
     composition = composer.generate(cfg)
     pieces = composition.pieces
-    places = writeout.targets(out, len(pieces), outputs.audio, outputs.plot, [""] * len(pieces))
+    places = writeout.targets(out, len(pieces), outputs.audio, outputs.plot, [""] * len(pieces),
+                              outputs.score)
     titles = [f"{t.midi.name}: {composer.kind}, {p.report.bars} bars, T={cfg.temperature:g}, "
               f"top-p {cfg.top_p:g}, seed {cfg.seed}" for t, p in zip(places, pieces, strict=True)]
     places = [replace(t, title=title) for t, title in zip(places, titles, strict=True)]
@@ -179,7 +180,8 @@ def cmd_generate(args) -> int:
         print(f"wrote {r['path']}: {r['bars']} bars, {r['notes']} notes, {r['seconds']:.1f} s, "
               f"{r['distinct_pitches']} pitches, {r['resampled_bars']} bars resampled, "
               f"{r['repairs']} repairs{extra}"
-              + "".join(f"; {k} {r[k]}" for k in ("wav", "png") if k in r))
+              + "".join(f"; {k} {r[k]}" for k in ("wav", "png", "musicxml") if k in r)
+              + (f"; no score: {r['no_score']}" if "no_score" in r else ""))
     print(f"{report['ms_per_token']:.2f} ms per token, {report['tokens_per_s']:,.0f} tokens/s "
           f"({len(pieces)} in one batch)")
     return 0
@@ -204,16 +206,18 @@ def cmd_render(args) -> int:
     from lstmusic.render import read_midi
 
     outputs = settings(args, OutputConfig, "render")
-    if outputs.audio is None and outputs.plot is None:
+    if outputs.audio is None and outputs.plot is None and not outputs.score:
         outputs = replace(outputs, audio="", plot="")
     _check_audio(outputs)
     midi = Path(args.midi)
     score = read_midi(midi)
-    place = writeout.targets(midi, 1, outputs.audio, outputs.plot, [midi.name])
-    written = writeout.write_all([score], place, outputs.soundfont, write_midi=False)
-    for path in (written[0].wav, written[0].png):
+    place = writeout.targets(midi, 1, outputs.audio, outputs.plot, [midi.name], outputs.score)
+    written = writeout.write_all([score], place, outputs.soundfont, write_midi=False)[0]
+    for path in (written.wav, written.png, *written.score):
         if path:
             print(f"wrote {path}")
+    if written.no_score:
+        raise UserError(written.no_score)
     return 0
 
 

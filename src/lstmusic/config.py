@@ -287,6 +287,8 @@ class OutputConfig:
                            nargs="?", const="", metavar="PNG")
     soundfont: str | None = opt(None, "a General MIDI SoundFont to render with",
                                 metavar="SF2")
+    score: bool = opt(False, "also write the sheet music: OUT.musicxml and its engraved pages "
+                             "OUT.svg, OUT-2.svg...")
 
 
 @dataclass(frozen=True)

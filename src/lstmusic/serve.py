@@ -47,7 +47,8 @@ MAX_QUEUED = 16  # more waiting requests than this are refused: one tab cannot b
 MAX_JOBS_KEPT = 200  # older jobs' files are deleted so a long session cannot fill the disk
 POLL_HINT_S = 0.1  # how often the page asks for progress: small JSON, loopback
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png"}
+KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png", "svg": "image/svg+xml",
+         "musicxml": "application/vnd.recordare.musicxml+xml", "timemap": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -449,16 +450,18 @@ class Studio:
 
         # A piece can be silent (e.g. one bar at a high temperature): it gets no audio, and
         # the other variations still do.
-        steps = len(pieces) + sum(bool(self.soundfont and p.score.note_num()) for p in pieces)
+        steps = 2 * len(pieces) + sum(bool(self.soundfont and p.score.note_num())
+                                      for p in pieces)
         self._stage(job, "rendering audio and piano rolls", 0.5)
         places = [Target(job.folder / f"variation-{i}.mid",
                          job.folder / f"variation-{i}.wav" if self.soundfont else None,
                          job.folder / f"variation-{i}.png",
                          f"{entry.name}: variation {i}, {piece.report.bars} bars, "
-                         f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}")
+                         f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}",
+                         job.folder / f"variation-{i}")
                   for i, piece in enumerate(pieces, 1)]
         written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick)
-        job.results = [self._result(job, i, piece.report, entry, files.wav is not None)
+        job.results = [self._result(job, i, piece.report, entry, files)
                        for i, (piece, files) in enumerate(zip(pieces, written, strict=True), 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),
                            total_s=round(time.perf_counter() - t0, 3),
@@ -493,8 +496,8 @@ class Studio:
             job.stage, job.progress = stage, progress
 
     @staticmethod
-    def _result(job: Job, index: int, report, entry: ModelEntry, audio: bool) -> dict:
-        req = job.request
+    def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
+        req, audio, sheet = job.request, files.wav is not None, bool(files.score)
         base = f"/api/jobs/{job.id}/{index}"
         figures = report.to_json()
         keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
@@ -502,6 +505,10 @@ class Studio:
         return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
                 "no_audio": "" if audio or report.notes else "a silent piece: no audio",
                 "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
+                "svg": f"{base}/svg" if sheet else None,
+                "musicxml": f"{base}/musicxml" if sheet else None,
+                "timemap": f"{base}/timemap" if sheet else None,
+                "no_score": files.no_score.rsplit(": ", 1)[-1] if files.no_score else "",
                 "seed": req.cfg.seed, "command": reproduce_command(req, entry, index),
                 "figures": {k: figures[k] for k in keep if k in figures}}
 
@@ -574,7 +581,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
         if path is None or not path.is_file():
             raise HTTPException(404, "no such file")
         name = f"lstmusic-{studio.status(job_id)['settings']['seed']}-{index}.{kind}"
-        disposition = "attachment" if kind == "mid" else "inline"
+        disposition = "attachment" if kind in ("mid", "musicxml") else "inline"
         return FileResponse(path, media_type=KINDS[kind], filename=name,
                             content_disposition_type=disposition)
 

@@ -27,24 +27,31 @@ class Target:
     wav: Path | None = None
     png: Path | None = None
     title: str = ""
+    score: Path | None = None  # sheet music: STEM.musicxml, STEM.svg, STEM-2.svg...
 
 
 @dataclass(frozen=True)
 class Written:
-    """The files written for one piece."""
+    """The files written for one piece; `no_score` says why the sheet music is missing."""
 
     midi: Path | None
     wav: Path | None = None
     png: Path | None = None
+    score: tuple[Path, ...] = ()  # the MusicXML, then the SVG pages
+    no_score: str = ""
 
     def to_json(self) -> dict:
-        """The keys the `--report` JSON gives each piece: path, and wav and png if written."""
+        """The keys the `--report` JSON gives each piece: path, and wav, png, musicxml and
+        svg if written."""
         out = {"path": str(self.midi)} if self.midi else {}
-        return out | {k: str(v) for k, v in (("wav", self.wav), ("png", self.png)) if v}
+        out |= {k: str(v) for k, v in (("wav", self.wav), ("png", self.png)) if v}
+        if self.score:
+            out |= {"musicxml": str(self.score[0]), "svg": [str(p) for p in self.score[1:]]}
+        return out | ({"no_score": self.no_score} if self.no_score else {})
 
 
 def targets(out: Path, n: int, audio: str | None, plot: str | None,
-            titles: list[str]) -> list[Target]:
+            titles: list[str], score: bool = False) -> list[Target]:
     """The command line's naming: OUT.mid, or OUT-1.mid ... OUT-N.mid for several pieces; a
     WAV (PNG) asked for goes where `audio` (`plot`) says for a single piece, else beside
     each MIDI file ('' or '-': beside; None: not wanted)."""
@@ -57,7 +64,8 @@ def targets(out: Path, n: int, audio: str | None, plot: str | None,
             return None
         return Path(given) if n == 1 and given not in ("", "-") else midi.with_suffix(suffix)
 
-    return [Target(m, beside(audio, m, ".wav"), beside(plot, m, ".png"), title)
+    return [Target(m, beside(audio, m, ".wav"), beside(plot, m, ".png"), title,
+                   m.with_suffix("") if score else None)
             for m, title in zip(midis, titles, strict=True)]
 
 
@@ -86,10 +94,30 @@ def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi
                 plot_piano_roll(score, target.png, target.title or None)
                 if tick:
                     tick(f"piano roll {i + 1}/{n} drawn")
+        sheets = [_sheet(score, t, tick, f"{i + 1}/{n}")
+                  for i, (score, t) in enumerate(zip(scores, targets, strict=True))]
         for job in audio:
             job.result()  # a rendering error surfaces here
-    return [Written(t.midi, t.wav if i in heard else None, t.png)
+    return [Written(t.midi, t.wav if i in heard else None, t.png, *sheets[i])
             for i, t in enumerate(targets)]
+
+
+def _sheet(score, target: Target, tick, which: str) -> tuple[tuple[Path, ...], str]:
+    """(the sheet music's files, why there are none): a score that cannot be engraved costs
+    the piece its sheet music only, never its MIDI, WAV or PNG."""
+    if target.score is None:
+        return (), ""
+    from lstmusic.errors import UserError
+    from lstmusic.score import write_score
+
+    title = (target.midi or target.score).stem
+    try:
+        files = tuple(write_score(score, target.score, title))
+    except UserError as exc:
+        return (), f"{target.midi or target.score}: {exc}"
+    if tick:
+        tick(f"score {which} engraved")
+    return files, ""
 
 
 def reproduce_command(cfg: GenerateConfig, run_dir: Path | None, out: str = "song.mid",

@@ -194,6 +194,15 @@ function variation(r, count, preload) {
       { className: "hint", textContent: r.no_audio || audioMissing }));
   }
   el.querySelector("img").src = r.png;
+  if (r.svg) {
+    const xml = el.querySelector(".download-xml");
+    xml.href = r.musicxml;
+    xml.download = r.download_name.replace(/\.mid$/, ".musicxml");
+    xml.hidden = false;
+    showSheet(el.querySelector(".sheet"), r, r.wav ? audio : null);
+  } else if (r.no_score) {
+    el.querySelector(".sheet").textContent = "no score: " + r.no_score;
+  }
   const link = el.querySelector(".download");
   link.href = r.midi;
   link.download = r.download_name;
@@ -210,6 +219,28 @@ function variation(r, count, preload) {
   el.querySelector(".figures").textContent = figures;
   el.querySelector(".command").textContent = r.command;
   return el;
+}
+
+// The engraved score, inline so that its notes can light up while the audio plays: Verovio's
+// time map says when each note begins; the notes of the latest moment heard are marked.
+async function showSheet(box, r, audio) {
+  const [svg, map] = await Promise.all([fetch(r.svg).then((x) => x.text()),
+                                        fetch(r.timemap).then((x) => x.json())]);
+  box.innerHTML = svg;
+  if (!audio) return;
+  let lit = [];
+  const follow = () => {
+    const ms = audio.currentTime * 1000;
+    let i = -1;
+    while (i + 1 < map.length && map[i + 1].tstamp <= ms) i++;
+    for (const n of lit) n.classList.remove("playing");
+    lit = i < 0 ? [] : (map[i].on || []).map((id) => box.querySelector("#" + CSS.escape(id)))
+      .filter(Boolean);
+    for (const n of lit) n.classList.add("playing");
+    if (!audio.paused) requestAnimationFrame(follow);
+  };
+  audio.addEventListener("play", () => requestAnimationFrame(follow));
+  audio.addEventListener("seeked", follow);
 }
 
 async function poll(card, id) {

@@ -1,0 +1,169 @@
+"""Sheet music: a piece as MusicXML (music21) engraved to SVG pages (Verovio).
+
+A score a pianist can read: two staves joined by a brace, the hands split where the music
+splits them (at the widest gap between the notes sounding together near middle C, not at
+middle C itself), a key signature from the piece's estimated key with every note spelled in
+that key, the time signature and tempo once (and again only where they change), onsets and
+durations on a grid (GRID of a quarter note), ties across beats and bar lines, rests filled,
+notes sounding together in one staff stacked as chords, and the file's name as the title.
+
+The notes are placed by hand because a MIDI file read by music21 is quantised and split by
+its own rules, which neither follow the tokenizer's grid nor split hands; music21 then does
+the notation (measures, ties, rests, beams) and writes the MusicXML, and Verovio engraves it.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from lstmusic import atomic, midi_io
+from lstmusic.errors import UserError
+
+GRID = Fraction(1, 8)  # quarter notes: the REMI/TSD onset grid (32nd notes)
+SPLIT_LOW, SPLIT_HIGH = 53, 67  # the hands part somewhere between F3 and G4
+MAX_PAGES = 30  # engraving more would take minutes and no one reads it on a screen
+MAX_NOTES = 6000  # likewise: about 30 pages of dense piano music
+
+
+def _quantised(score) -> list[tuple[Fraction, Fraction, int, int]]:
+    """(onset, duration, pitch, velocity) in quarter notes on GRID, pitched notes only."""
+    tpq = score.ticks_per_quarter
+    out = []
+    for track in score.tracks:
+        if track.is_drum:
+            continue
+        for n in track.notes:
+            onset = Fraction(round(n.time / tpq / GRID)) * GRID
+            end = Fraction(round((n.time + n.duration) / tpq / GRID)) * GRID
+            out.append((onset, max(end - onset, GRID), int(n.pitch), int(n.velocity)))
+    return sorted(set(out))
+
+
+def split_hands(notes) -> list[int]:
+    """1 (treble) or 2 (bass) for each note: at each onset, notes above the widest gap near
+    middle C go to the right hand; notes close together around middle C stay in one hand,
+    the one their middle is nearer; otherwise the split is at middle C."""
+    staff = [1] * len(notes)
+    by_onset: dict[Fraction, list[int]] = {}
+    for i, (onset, _, _, _) in enumerate(notes):
+        by_onset.setdefault(onset, []).append(i)
+    for idx in by_onset.values():
+        pitches = sorted(notes[i][2] for i in idx)
+        cut = 60
+        gaps = [(b - a, (a + b) / 2) for a, b in zip(pitches, pitches[1:], strict=False)
+                if SPLIT_LOW <= (a + b) / 2 <= SPLIT_HIGH]
+        if gaps:
+            cut = max(gaps)[1]
+        elif pitches[0] >= SPLIT_LOW and pitches[-1] <= SPLIT_HIGH:
+            # a close chord (or one note) around middle C: one hand, by where it sits
+            cut = pitches[0] - 0.5 if sum(pitches) / len(pitches) >= 60 else pitches[-1] + 0.5
+        for i in idx:
+            staff[i] = 1 if notes[i][2] > cut else 2
+    return staff
+
+
+def _spelling(key):
+    """pitch class -> music21 pitch name in `key` (its scale's spelling, else its side's)."""
+    names = {p.pitchClass: p.name for p in key.pitches}
+    sharps = key.sharps >= 0
+    default = ["C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"] if sharps \
+        else ["C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B"]
+    return {pc: names.get(pc, default[pc]) for pc in range(12)}
+
+
+def to_music21(score, title: str):
+    """A music21 Score of a symusic score (see the module's docstring)."""
+    from music21 import clef, instrument, key, layout, metadata, meter, note, stream, tempo
+
+    notes = _quantised(score)
+    if not notes:
+        raise UserError("no notes to write as a score")
+    if len(notes) > MAX_NOTES:
+        raise UserError(f"{len(notes)} notes is over the {MAX_NOTES} a score is engraved for")
+    arr = np.array([[float(o), float(d), p] for o, d, p, _ in notes])
+    name = midi_io.estimate_key(arr[:, 2].astype(int), arr[:, 1])
+    tonic, mode = name.split()
+    k = key.Key(tonic.replace("b", "-"), mode)
+    spell = _spelling(k)
+    out = stream.Score()
+    out.metadata = metadata.Metadata(title=title, composer="lstmusic")
+    out.metadata.movementName = title
+    hands = split_hands(notes)
+    staves = [stream.PartStaff(id=f"P{i}") for i in (1, 2)]
+    for staff, cl in zip(staves, (clef.TrebleClef(), clef.BassClef()), strict=True):
+        staff.insert(0, instrument.Piano())
+        staff.insert(0, cl)
+        staff.insert(0, key.KeySignature(k.sharps))
+        _metre_and_tempo(staff, score, meter, tempo if staff is staves[0] else None)
+    for (onset, duration, pitch, velocity), hand in zip(notes, hands, strict=True):
+        n = note.Note(spell[pitch % 12] + str(pitch // 12 - 1), quarterLength=duration)
+        n.volume.velocity = velocity
+        staves[hand - 1].insert(onset, n)
+    for i, staff in enumerate(staves):
+        staves[i] = staff.chordify()  # overlapping notes: chords, tied where they sustain
+        staves[i].id = f"P{i + 1}"
+        out.insert(0, staves[i])
+    out.insert(0, layout.StaffGroup(staves, symbol="brace", barTogether=True))
+    return out.makeNotation()
+
+
+def _metre_and_tempo(staff, score, meter, tempo) -> None:
+    tpq = score.ticks_per_quarter
+    sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures] or \
+        [(0, 4, 4)]
+    last = None
+    for time, num, den in sorted(sigs):
+        if (num, den) != last:
+            staff.insert(Fraction(round(time / tpq / GRID)) * GRID,
+                         meter.TimeSignature(f"{num}/{den}"))
+            last = (num, den)
+    qpm = None
+    for t in score.tempos if tempo else []:  # the tempo once, above the top staff
+        q = round(float(t.qpm))
+        if q != qpm:
+            staff.insert(Fraction(round(t.time / tpq / GRID)) * GRID,
+                         tempo.MetronomeMark(number=q))
+            qpm = q
+
+
+def write_musicxml(score, path: Path, title: str) -> Path:
+    """The piece's MusicXML at `path`, written atomically."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    data = GeneralObjectExporter(to_music21(score, title)).parse()
+    atomic.write_bytes(Path(path), data)
+    return Path(path)
+
+
+def engrave(musicxml: Path, svg: Path) -> list[Path]:
+    """SVG pages of a MusicXML file: `svg`, then `NAME-2.svg`... (at most MAX_PAGES)."""
+    import verovio
+
+    # The resources named explicitly: verovio.toolkit() finds its fonts only when first made
+    # in the main thread (the studio engraves in its worker thread).
+    tk = verovio.toolkit(False)
+    tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+    tk.setOptions({"pageWidth": 2100, "pageHeight": 2970, "scale": 40, "adjustPageHeight": True,
+                   "footer": "none", "breaks": "auto"})
+    if not tk.loadData(Path(musicxml).read_text()):
+        raise UserError("Verovio could not read the MusicXML")
+    pages = tk.getPageCount()
+    if pages > MAX_PAGES:
+        raise UserError(f"{pages} pages is over the {MAX_PAGES} engraved at most")
+    out = []
+    for page in range(1, pages + 1):
+        path = svg if page == 1 else svg.with_name(f"{svg.stem}-{page}{svg.suffix}")
+        atomic.write_bytes(path, tk.renderToSVG(page).encode())
+        out.append(path)
+    # When each engraved note sounds (ms), for a player to follow the score: STEM.timemap
+    atomic.write_json(svg.with_suffix(".timemap"), tk.renderToTimemap())
+    return out
+
+
+def write_score(score, stem: Path, title: str) -> list[Path]:
+    """STEM.musicxml and its engraved pages STEM.svg, STEM-2.svg...; returns all paths."""
+    xml = write_musicxml(score, stem.with_suffix(".musicxml"), title)
+    return [xml, *engrave(xml, stem.with_suffix(".svg"))]

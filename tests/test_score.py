@@ -1,0 +1,118 @@
+"""Sheet music: MusicXML that music21 reads back to the piece's notes, two staves, the key
+signature of the piece's key, its own title, and engraved SVG pages with every note."""
+
+import re
+
+import pytest
+from conftest import make_score, piano_piece, write_midi
+
+from lstmusic import midi_io, score
+from lstmusic.cli import main
+from lstmusic.compose import Composer
+
+
+def _read_back(path):
+    """(the parsed score, its notes as (onset, duration, pitch)), tied notes joined."""
+    from music21 import converter
+
+    parsed = converter.parse(str(path))
+    notes = set()
+    for part in parsed.parts:
+        held = {}  # pitch -> (onset, duration so far) of a note whose tie goes on
+        for n in part.recurse().notes:
+            onset = n.getOffsetInHierarchy(parsed)
+            for sub in n.notes if n.isChord else [n]:
+                pitch, tie = sub.pitch.midi, sub.tie.type if sub.tie else None
+                if tie in ("stop", "continue") and pitch in held:
+                    start, length = held.pop(pitch)
+                    length += n.quarterLength
+                    if tie == "continue":
+                        held[pitch] = (start, length)
+                    else:
+                        notes.add((start, length, pitch))
+                elif tie == "start":
+                    held[pitch] = (onset, n.quarterLength)
+                else:
+                    notes.add((onset, n.quarterLength, pitch))
+    return parsed, notes
+
+
+def _match(piece, xml) -> float:
+    want = {(o, d, p) for o, d, p, _ in score._quantised(piece)}
+    _, got = _read_back(xml)
+    return len(want & got) / len(want)
+
+
+@pytest.fixture(scope="module")
+def pieces():
+    return Composer.load().generate(n=3, bars=8, seed=5).pieces
+
+
+def test_the_musicxml_reads_back_to_the_pieces_notes(pieces, tmp_path):
+    for i, piece in enumerate(pieces):
+        files = score.write_score(piece.score, tmp_path / f"p{i}", f"piece {i}")
+        assert files[0].suffix == ".musicxml" and files[1].suffix == ".svg"
+        assert _match(piece.score, files[0]) >= 0.98
+
+
+def test_game_music_files_read_back_too(shared_data, tmp_path):
+    from lstmusic import metrics
+
+    for path in sorted(shared_data.glob("vgm-seed/*.mid"))[:3]:
+        piece = midi_io.load(path)
+        piece = piece.clip(0, metrics.bar_start(piece, 17), clip_end=True)
+        files = score.write_score(piece, tmp_path / path.stem, path.stem)
+        assert _match(piece, files[0]) >= 0.98, path.name
+
+
+def test_two_staves_the_pieces_key_and_its_title(pieces, tmp_path):
+    from music21 import key
+
+    xml = score.write_musicxml(pieces[0].score, tmp_path / "song.musicxml", "song")
+    parsed, _ = _read_back(xml)
+    assert len(parsed.parts) == 2
+    clefs = [p.recurse().getElementsByClass("Clef").first().sign for p in parsed.parts]
+    assert clefs == ["G", "F"]
+    notes = midi_io.note_array(pieces[0].score)
+    name = midi_io.estimate_key(notes[:, 2].astype(int), notes[:, 1]).split()
+    want = key.Key(name[0].replace("b", "-"), name[1]).sharps
+    signatures = {ks.sharps for ks in parsed.recurse().getElementsByClass("KeySignature")}
+    assert signatures == {want}
+    text = xml.read_text()
+    assert "<work-title>song</work-title>" in text or "<movement-title>song" in text
+    assert "Music21" not in text and "music21 Fragment" not in text
+
+
+def test_the_svg_holds_one_engraved_note_per_written_note(pieces, tmp_path):
+    files = score.write_score(pieces[1].score, tmp_path / "song", "song")
+    written = len(re.findall(r"<note[ >](?:(?!</note>).)*<pitch>", files[0].read_text(),
+                             flags=re.S))
+    engraved = sum(len(re.findall(r'class="note"', p.read_text())) for p in files[1:])
+    assert written > 20 and engraved == written
+
+
+def test_hands_are_split_at_the_music_not_at_middle_c():
+    notes = [(0, 1, 59, 80), (0, 1, 62, 80), (0, 1, 64, 80), (0, 1, 43, 80), (0, 1, 47, 80)]
+    # B3 belongs with the right hand's D4-E4 (a third below), not with G2-B2 in the left.
+    assert score.split_hands(notes) == [1, 1, 1, 2, 2]
+
+
+def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_path, capsys,
+                                                                          monkeypatch):
+    out = tmp_path / "song.mid"
+    assert main(["generate", "-o", str(out), "--bars", "4", "--score", "--plot"]) == 0
+    assert all((tmp_path / f"song.{x}").exists() for x in ("mid", "png", "musicxml", "svg"))
+    midi = write_midi(piano_piece(1, bars=4), tmp_path / "any.mid")
+    assert main(["render", str(midi), "--score"]) == 0
+    assert (tmp_path / "any.svg").exists() and not (tmp_path / "any.wav").exists()
+    capsys.readouterr()
+    silent = write_midi(make_score([(0, False, [])]), tmp_path / "silent.mid")
+    assert main(["render", str(silent), "--score"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "silent.mid: no notes" in err and "\n" not in err
+    monkeypatch.setattr(score, "MAX_NOTES", 5)  # a score too long to engrave
+    again = tmp_path / "again.mid"
+    assert main(["generate", "-o", str(again), "--bars", "4", "--score", "--plot"]) == 0
+    assert "no score" in capsys.readouterr().out
+    assert again.exists() and again.with_suffix(".png").exists()
+    assert not again.with_suffix(".musicxml").exists()
