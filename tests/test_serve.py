@@ -586,6 +586,14 @@ def test_page_redoes_bars_of_a_result_in_chromium(server):
         page.click("text=Generate")
         page.wait_for_selector(".variation .redo-bars", timeout=60_000)
         assert "in A minor, over Am Dm E" in page.inner_text(".job-title")
+        # The score is on the page, under the piano roll, and its MusicXML reads back.
+        page.wait_for_selector(".sheet svg g.note", timeout=30_000)
+        href = page.get_attribute(".download-xml", "href")
+        _, data, _ = _call(base + href)
+        from music21 import converter
+
+        assert len(converter.parseData(data.decode(), format="musicxml").parts) == 2
+        page.screenshot(path=str(ARTIFACTS / "studio-score.png"), full_page=True)
         page.fill(".redo-bars", "2-3")
         page.click("text=Redo bars")
         page.wait_for_function("() => document.querySelectorAll('.variation').length == 2",
