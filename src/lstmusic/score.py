@@ -107,7 +107,7 @@ def to_music21(score, title: str):
         staves[i].id = f"P{i + 1}"
         out.insert(0, staves[i])
     out.insert(0, layout.StaffGroup(staves, symbol="brace", barTogether=True))
-    return out.makeNotation()
+    return out  # the exporter makes the notation (measures, ties, rests): one copy, not two
 
 
 def _metre_and_tempo(staff, score, meter, tempo) -> None:
