@@ -116,3 +116,15 @@ def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_pa
     assert "no score" in capsys.readouterr().out
     assert again.exists() and again.with_suffix(".png").exists()
     assert not again.with_suffix(".musicxml").exists()
+
+
+def test_a_classic_piece_reads_back_on_its_half_beat_step(tmp_path):
+    from lstmusic.classic import ClassicTokenizer
+
+    tok = ClassicTokenizer.from_corpus([["C4", "E4", "G4", "0.4.7", "2.5.9", "A3"]])
+    ids = [tok.index[t] for t in ["C4", "E4", "0.4.7", "G4", "A3", "2.5.9", "C4", "E4"] * 3]
+    piece, _ = tok.decode(ids)  # quarter notes every half beat: keys struck while held
+    files = score.write_score(piece, tmp_path / "classic", "classic")
+    assert _match(piece, files[0]) == 1.0
+    _, notes = _read_back(files[0])
+    assert {onset % 0.5 for onset, _, _ in notes} == {0}

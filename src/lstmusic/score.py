@@ -39,7 +39,16 @@ def _quantised(score) -> list[tuple[Fraction, Fraction, int, int]]:
             onset = Fraction(round(n.time / tpq / GRID)) * GRID
             end = Fraction(round((n.time + n.duration) / tpq / GRID)) * GRID
             out.append((onset, max(end - onset, GRID), int(n.pitch), int(n.velocity)))
-    return sorted(set(out))
+    out = sorted(set(out))
+    # A key struck again ends the sound before it (a piano cannot hold and re-strike one
+    # key; `classic` pieces overlap their quarter notes every half beat).
+    following: dict[int, Fraction] = {}
+    for i in range(len(out) - 1, -1, -1):
+        onset, duration, pitch, velocity = out[i]
+        if pitch in following and following[pitch] > onset:
+            out[i] = (onset, min(duration, following[pitch] - onset), pitch, velocity)
+        following[pitch] = onset
+    return out
 
 
 def split_hands(notes) -> list[int]:
