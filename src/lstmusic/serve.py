@@ -461,7 +461,7 @@ class Studio:
                          job.folder / f"variation-{i}")
                   for i, piece in enumerate(pieces, 1)]
         written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick)
-        job.results = [self._result(job, i, piece.report, entry, files)
+        job.results = [_result(job, i, piece.report, entry, files)
                        for i, (piece, files) in enumerate(zip(pieces, written, strict=True), 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),
                            total_s=round(time.perf_counter() - t0, 3),
@@ -495,22 +495,21 @@ class Studio:
                 raise Stopping
             job.stage, job.progress = stage, progress
 
-    @staticmethod
-    def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
-        req, audio, sheet = job.request, files.wav is not None, bool(files.score)
-        base = f"/api/jobs/{job.id}/{index}"
-        figures = report.to_json()
-        keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
-                "loop", "redo")
-        return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
-                "no_audio": "" if audio or report.notes else "a silent piece: no audio",
-                "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
-                "svg": f"{base}/svg" if sheet else None,
-                "musicxml": f"{base}/musicxml" if sheet else None,
-                "timemap": f"{base}/timemap" if sheet else None,
-                "no_score": files.no_score.rsplit(": ", 1)[-1] if files.no_score else "",
-                "seed": req.cfg.seed, "command": reproduce_command(req, entry, index),
-                "figures": {k: figures[k] for k in keep if k in figures}}
+def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
+    req, audio, sheet = job.request, files.wav is not None, bool(files.score)
+    base = f"/api/jobs/{job.id}/{index}"
+    figures = report.to_json()
+    keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
+            "loop", "redo")
+    return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
+            "no_audio": "" if audio or report.notes else "a silent piece: no audio",
+            "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
+            "svg": f"{base}/svg" if sheet else None,
+            "musicxml": f"{base}/musicxml" if sheet else None,
+            "timemap": f"{base}/timemap" if sheet else None,
+            "no_score": files.no_score.rsplit(": ", 1)[-1] if files.no_score else "",
+            "seed": req.cfg.seed, "command": reproduce_command(req, entry, index),
+            "figures": {k: figures[k] for k in keep if k in figures}}
 
 
 def reproduce_command(req: Request, entry: ModelEntry, index: int) -> str:
