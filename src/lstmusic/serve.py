@@ -495,7 +495,9 @@ class Studio:
                 raise Stopping
             job.stage, job.progress = stage, progress
 
+
 def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
+    """What the page gets of one variation: its files by URL, figures and reproduce line."""
     req, audio, sheet = job.request, files.wav is not None, bool(files.score)
     base = f"/api/jobs/{job.id}/{index}"
     figures = report.to_json()
