@@ -165,3 +165,21 @@ def test_the_learning_rate_warms_up_then_follows_steps_or_time():
     # Half the steps but the whole time budget: the rate is already at its floor.
     assert abs(learning_rate(cfg, 500, time_used=1.0) - 0.1) < 1e-9
     assert learning_rate(cfg, 500, time_used=0.2) == learning_rate(cfg, 500)
+
+
+def test_a_loss_that_breaks_says_whether_a_checkpoint_was_kept(fixture_dataset, tmp_path,
+                                                                monkeypatch):
+    real = train_mod.loss_of
+    steps = []
+
+    def breaking(model, ids, style):
+        steps.append(1)
+        loss = real(model, ids, style)
+        return loss * float("nan") if len(steps) > 12 else loss
+
+    monkeypatch.setattr(train_mod, "loss_of", breaking)
+    with pytest.raises(UserError, match="no checkpoint was written"):
+        train(fixture_dataset, tmp_path / "a", _cfg(eval_every=50), log=lambda *_: None)
+    steps.clear()
+    with pytest.raises(UserError, match=f"last good checkpoint is kept in {tmp_path / 'b'}"):
+        train(fixture_dataset, tmp_path / "b", _cfg(eval_every=5), log=lambda *_: None)

@@ -416,8 +416,9 @@ def _step(loop: _Loop, t0: float) -> tuple[float, float, int]:
     # One value for all processes, so that they agree on the rate and on stopping.
     mean_loss, used = setup.all_mean([float(loss.detach()), used])
     if not math.isfinite(mean_loss):
-        raise UserError(f"the loss became {mean_loss} at step {loop.step}; the last good "
-                        f"checkpoint is kept in {loop.run_dir} (lower --lr)")
+        kept = (f"the last good checkpoint is kept in {loop.run_dir}"
+                if (loop.run_dir / checkpoint.CONFIG).exists() else "no checkpoint was written")
+        raise UserError(f"the loss became {mean_loss} at step {loop.step}; {kept} (lower --lr)")
     loop.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(loop.model.parameters(), cfg.grad_clip)
