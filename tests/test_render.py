@@ -79,7 +79,7 @@ def test_missing_fluidsynth_says_how_to_install_it(tmp_path, monkeypatch):
 def _fake_fluidsynth(tmp_path, monkeypatch, body: str):
     """Put a `fluidsynth` running the Python `body` (argv in sys.argv) first on PATH."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     program = bin_dir / "fluidsynth"
     program.write_text(f"#!{sys.executable}\nimport sys, wave\n{body}\n")
     program.chmod(0o755)
@@ -107,6 +107,11 @@ w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100); w.writeframes(bytes
     with pytest.raises(UserError, match="gave silence"):
         render.render_audio(midi, tmp_path / "out" / "piece.wav", sf2)
     assert list((tmp_path / "out").iterdir()) == []
+    # FluidSynth that could not read the file says why, and exits 0: its reason is given.
+    sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body + """
+sys.stderr.write("fluidsynth: error: Not a MIDI file\\n")""")
+    with pytest.raises(UserError, match=r"silence \(fluidsynth: fluidsynth: error: Not a MIDI"):
+        render.render_audio(midi, tmp_path / "out" / "piece.wav", sf2)
 
 
 def test_score_without_notes_is_not_rendered(tmp_path):

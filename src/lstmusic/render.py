@@ -104,14 +104,17 @@ def render_audio(
         if done.returncode != 0:
             lines = (done.stderr + done.stdout).strip().splitlines() or ["no message"]
             raise UserError(f"{midi_path}: fluidsynth failed ({lines[-1].strip()})")
-        _check_wav(tmp, sample_rate, f"{midi_path} with {sf2}")
+        said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
+                if line.strip()]
+        _check_wav(tmp, sample_rate, f"{midi_path} with {sf2}", said[-1] if said else "")
 
     atomic.write_with(wav_path, fluidsynth)
     return wav_path
 
 
-def _check_wav(path: Path, sample_rate: int, what: str) -> None:
-    """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout."""
+def _check_wav(path: Path, sample_rate: int, what: str, said: str = "") -> None:
+    """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout (`said`:
+    FluidSynth's last message, its own reason when it could not read the file)."""
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2 or w.getframerate() != sample_rate:
             raise UserError(
@@ -122,6 +125,8 @@ def _check_wav(path: Path, sample_rate: int, what: str) -> None:
         while chunk := w.readframes(1 << 18):
             if np.abs(np.frombuffer(chunk, "<i2").astype(np.int32)).max() >= SILENT_PEAK:
                 return
+    if said:
+        raise UserError(f"rendering {what} gave silence (fluidsynth: {said})")
     raise UserError(f"rendering {what} gave silence; is it a General MIDI SoundFont?")
 
 
