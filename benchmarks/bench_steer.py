@@ -157,26 +157,26 @@ def melody_rows(composer, files, reference) -> dict:
             poly.append(b)
             real_poly.append(c)
             pieces.append(p)
-    from lstmusic.compose import Composition
-
-    joined = Composition(pieces, composer_settings(), composer.run_dir, composer.kind, secs,
-                         int(steps))
-    return row("--melody (8 files)", joined, composer, reference, free.ms_per_token, {
+    return joined_row("--melody (8 files)", composer, pieces, secs, steps, reference, free, {
         "melody_notes_kept": round(kept / max(total, 1), 4),
         "beat_pitch_class_agreement": round(float(np.mean(agree)), 3),
         "polyphony": round(float(np.mean(poly)), 2),
         "real_polyphony": round(float(np.mean(real_poly)), 2)})
 
 
-def composer_settings():
+def joined_row(label, composer, pieces, secs, steps, reference, free, extra) -> dict:
+    """`row` for pieces made by several generate calls (one per file): their time and
+    tokens per row added up."""
+    from lstmusic.compose import Composition
     from lstmusic.config import GenerateConfig
 
-    return GenerateConfig(n=1)
+    joined = Composition(pieces, GenerateConfig(n=1), composer.run_dir, composer.kind, secs,
+                         int(steps))
+    return row(label, joined, composer, reference, free.ms_per_token, extra)
 
 
 def redo_rows(composer, files, reference) -> dict:
     from lstmusic import metrics
-    from lstmusic.compose import Composition
     from lstmusic.render import read_midi
 
     same = total = 0
@@ -196,9 +196,7 @@ def redo_rows(composer, files, reference) -> dict:
             seam.append(p.report.redo["seam_nll"])
             original.append(p.report.redo["original_seam_nll"])
             pieces.append(p)
-    joined = Composition(pieces, composer_settings(), composer.run_dir, composer.kind, secs,
-                         int(steps))
-    return row("--redo 5-8 (8 files)", joined, composer, reference, free.ms_per_token, {
+    return joined_row("--redo 5-8 (8 files)", composer, pieces, secs, steps, reference, free, {
         "outside_unchanged": round(same / max(total, 1), 4),
         "seam_nll": round(float(np.mean(seam)), 3),
         "original_seam_nll": round(float(np.mean(original)), 3)})
