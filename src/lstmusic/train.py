@@ -35,7 +35,7 @@ from lstmusic.errors import UserError
 from lstmusic.model import MusicLSTM
 from lstmusic.run import DataRecord, Run, load_run, read_run, save_run
 from lstmusic.vocab import Vocabulary
-from lstmusic.windows import WindowSampler, framed_files, unigram_nll, validation_batches
+from lstmusic.windows import Spans, WindowSampler, spans, unigram_nll, validation_batches
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
@@ -278,10 +278,12 @@ def train(data: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
 
 @dataclass
 class _Data:
-    """What the loop needs of a dataset: framed files of each split, vocabulary, styles."""
+    """What the loop needs of a dataset: the files of each split (offsets into its memory
+    map, nothing copied), vocabulary, styles."""
 
-    train: list
-    validation: list
+    dataset: Dataset
+    train: Spans
+    validation: Spans
     vocab: list[str]
     styles: list[str]
     record: DataRecord
@@ -291,17 +293,17 @@ class _Data:
 def _open_data(data: Path, run_dir: Path) -> _Data:
     ds = Dataset.open(data)
     vocab, styles = ds.tokenizer_dict["vocab"], ds.manifest["styles"]
-    train_files, val_files = framed_files(ds, "train"), framed_files(ds, "validation")
-    if not val_files:
+    train_files, val_files = spans(ds, "train"), spans(ds, "validation")
+    if not len(val_files):
         raise UserError(f"{data}: no validation files; prepare at least two files")
-    if max(len(f) for f, _ in train_files) < 3:
+    if not len(train_files) or train_files.framed_lengths.max() < 3:
         raise UserError(f"{data}: too small for a single training window")
     _check_run_dir(run_dir, vocab, ds.manifest["tokenizer"])
     record = DataRecord(
         path=str(data), inputs_key=ds.manifest.get("inputs_key"),
         manifest_sha256=hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest(),
         train_files=len(train_files), val_files=len(val_files))
-    return _Data(train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
+    return _Data(ds, train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
 
 
 def _model(cfg: TrainConfig, data: _Data) -> MusicLSTM:
@@ -336,7 +338,7 @@ class _Loop:
 def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     d = _open_data(data, run_dir)
     if cfg.epochs:
-        tokens = sum(len(f) - 1 for f, _ in d.train)
+        tokens = int(d.train.lengths.sum()) + len(d.train)  # each file's ids + EOS
         per_step = cfg.batch_size * cfg.seq_len * setup.world
         cfg = replace(cfg, max_steps=max(1, math.ceil(cfg.epochs * tokens / per_step)))
     torch.manual_seed(cfg.seed + setup.rank)
@@ -350,7 +352,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
         d.train, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
         shifts=vocab.shift_tables(cfg.transpose) if cfg.transpose else None,
         velocities=vocab.velocity_tables(cfg.velocity_shift) if cfg.velocity_shift else None)
-    unigram = unigram_nll(d.train, d.validation, len(d.vocab))
+    unigram = unigram_nll(d.dataset, d.train, d.validation, len(d.vocab))
     run = Run(model=trained.cfg, tokenizer=d.tokenizer, train=cfg, styles=tuple(d.styles),
               data=d.record, unigram_nll=unigram, world_size=setup.world,
               versions={"lstmusic": __version__, "torch": torch.__version__})

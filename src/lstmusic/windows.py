@@ -1,5 +1,9 @@
-"""Training windows: the files of a split framed as BOS ... EOS, random windows with
-on-the-fly augmentation for training, fixed windows for validation.
+"""Training windows read straight from a dataset's memory-mapped `tokens.npy`.
+
+Each file of a split is framed as BOS ids... EOS without being copied: `Spans` holds only the
+files' offsets, lengths and styles, and a window is cut from the memory map when it is drawn,
+so `train`'s memory does not grow with the corpus, and the processes of one node under
+torchrun share one copy of the tokens through the page cache.
 
 Augmentation works on ids through precomputed tables (one row per shift, made by
 `vocab.Vocabulary.shift_tables` and `velocity_tables`), so a window is transposed with one
@@ -9,6 +13,8 @@ so notes never fall out of range.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -16,27 +22,64 @@ from lstmusic.config import BOS, EOS, PAD
 from lstmusic.dataset import Dataset
 from lstmusic.errors import UserError
 
+# Tokens read per chunk when counting a whole split (the unigram baseline): a bounded
+# buffer, whatever the corpus size.
+COUNT_CHUNK = 1 << 24
 
-def framed_files(ds: Dataset, split: str) -> list[tuple[np.ndarray, int]]:
-    """(BOS + ids + EOS, style index) of each file of a split."""
-    styles = {s: i for i, s in enumerate(ds.manifest["styles"])}
-    out = []
-    for entry in ds.split(split):
-        ids = np.asarray(ds.file_ids(entry), dtype=np.int64)
-        out.append((np.concatenate([[BOS], ids, [EOS]]), styles[entry["style"]]))
-    return out
+
+@dataclass(frozen=True)
+class Spans:
+    """The files of one split: where each lies in the dataset's ids, and its style index.
+    Framed, file f is BOS + ids[offset[f] : offset[f] + length[f]] + EOS."""
+
+    ids: np.ndarray  # the dataset's memory-mapped ids (all files, end to end)
+    offsets: np.ndarray  # int64, one per file
+    lengths: np.ndarray  # int64, tokens of each file (without BOS and EOS)
+    styles: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @property
+    def framed_lengths(self) -> np.ndarray:
+        return self.lengths + 2
+
+    def framed(self, f: int, start: int, stop: int) -> np.ndarray:
+        """Positions [start, stop) of framed file f (clipped at its end), as int64."""
+        n = int(self.lengths[f])
+        stop = min(stop, n + 2)
+        out = np.empty(max(0, stop - start), dtype=np.int64)
+        lo, hi = max(start, 1), min(stop, n + 1)  # the part that lies in the ids
+        if hi > lo:
+            base = int(self.offsets[f]) - 1
+            out[lo - start : hi - start] = self.ids[base + lo : base + hi]
+        if start == 0 and stop > 0:
+            out[0] = BOS
+        if stop == n + 2 and start <= n + 1:
+            out[-1] = EOS
+        return out
+
+
+def spans(ds: Dataset, split: str) -> Spans:
+    """The files of a split, as offsets into `ds.ids` (nothing copied)."""
+    index = {s: i for i, s in enumerate(ds.manifest["styles"])}
+    entries = ds.split(split)
+    return Spans(ds.ids,
+                 np.array([e["offset"] for e in entries], dtype=np.int64),
+                 np.array([e["tokens"] for e in entries], dtype=np.int64),
+                 np.array([index[e["style"]] for e in entries], dtype=np.int64))
 
 
 class WindowSampler:
     """Random training windows, reproducible from (and resumable with) its numpy state."""
 
-    def __init__(self, files, seq_len: int, batch: int, seed: int,
+    def __init__(self, files: Spans, seq_len: int, batch: int, seed: int,
                  shifts: np.ndarray | None = None, velocities: np.ndarray | None = None):
-        if not files:
+        if not len(files):
             raise UserError("the dataset has no training files")
         self.files, self.seq_len, self.batch = files, seq_len, batch
         self.shifts, self.velocities = shifts, velocities
-        lengths = np.array([len(f) for f, _ in files], dtype=np.float64)
+        lengths = files.framed_lengths.astype(np.float64)
         self.weights = lengths / lengths.sum()
         self.rng = np.random.default_rng(seed)
 
@@ -47,9 +90,10 @@ class WindowSampler:
         style = np.zeros(self.batch, dtype=np.int64)
         picks = self.rng.choice(len(self.files), size=self.batch, p=self.weights)
         for b, f in enumerate(picks):
-            ids, style[b] = self.files[f]
-            start = int(self.rng.integers(0, max(1, len(ids) - T + 1)))
-            window = ids[start : start + T]
+            style[b] = self.files.styles[f]
+            framed = int(self.files.framed_lengths[f])
+            start = int(self.rng.integers(0, max(1, framed - T + 1)))
+            window = self.files.framed(f, start, start + T)
             if self.shifts is not None:
                 ok = np.flatnonzero((self.shifts[:, window] >= 0).all(axis=1))
                 window = self.shifts[self.rng.choice(ok), window]
@@ -59,13 +103,15 @@ class WindowSampler:
         return torch.from_numpy(out), torch.from_numpy(style)
 
 
-def validation_batches(files, seq_len: int, max_tokens: int):
-    """Fixed, non-overlapping windows of the held-out files, each scored from a fresh state."""
+def validation_batches(files: Spans, seq_len: int, max_tokens: int):
+    """Fixed, non-overlapping windows of the held-out files, each scored from a fresh state;
+    only the windows used are read."""
     chunks, total = [], 0
-    for ids, style in files:
-        for start in range(0, len(ids) - 1, seq_len):
-            window = ids[start : start + seq_len + 1]
-            chunks.append((window, style))
+    for f in range(len(files)):
+        framed = int(files.framed_lengths[f])
+        for start in range(0, framed - 1, seq_len):
+            window = files.framed(f, start, start + seq_len + 1)
+            chunks.append((window, int(files.styles[f])))
             total += len(window) - 1
             if total >= max_tokens:
                 break
@@ -79,9 +125,33 @@ def validation_batches(files, seq_len: int, max_tokens: int):
         yield torch.from_numpy(x), torch.tensor([s for _, s in part])
 
 
-def unigram_nll(train, val, vocab_size: int) -> float:
+def token_counts(ds: Dataset, files: Spans, vocab_size: int) -> np.ndarray:
+    """How often each id is a target in a split (its ids and one EOS per file), counted in
+    bounded chunks read with plain file reads: nothing of the split stays in memory, and the
+    pages read are not mapped into this process (its resident size stays small)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    counts[EOS] += len(files)
+    for offset, length in _runs(files):
+        for lo in range(offset, offset + length, COUNT_CHUNK):
+            chunk = ds.read_ids(lo, min(COUNT_CHUNK, offset + length - lo))
+            counts += np.bincount(chunk, minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def _runs(files: Spans) -> list[tuple[int, int]]:
+    """The files' spans with neighbours joined: (offset, length), in order of offset."""
+    runs: list[list[int]] = []
+    for offset, length in sorted(zip(files.offsets.tolist(), files.lengths.tolist())):
+        if runs and runs[-1][0] + runs[-1][1] == offset:
+            runs[-1][1] += length
+        else:
+            runs.append([offset, length])
+    return [(o, n) for o, n in runs if n]
+
+
+def unigram_nll(ds: Dataset, train: Spans, val: Spans, vocab_size: int) -> float:
     """Validation NLL (nats/token) of a model that knows only the training token counts."""
-    counts = np.bincount(np.concatenate([f[1:] for f, _ in train]), minlength=vocab_size) + 1.0
+    counts = token_counts(ds, train, vocab_size) + 1.0
     logp = np.log(counts / counts.sum())
-    targets = np.concatenate([f[1:] for f, _ in val])
-    return float(-logp[targets].mean())
+    targets = token_counts(ds, val, vocab_size)
+    return float(-(targets * logp).sum() / max(1, targets.sum()))
