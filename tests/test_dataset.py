@@ -210,3 +210,41 @@ def test_music21_corpus_source_and_classic_tokenizer(tmp_path):
     tokens = [tok.vocab[i] for i in ds.ids]
     assert m["tokenizer"] == "classic" and len(tokens) == m["totals"]["tokens"] > 20
     assert tokens[0][0].isalpha() and any(ch.isdigit() for ch in tokens[0])  # like "A4"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: m["files"][0].update(offset=-5), "lie outside tokens.npy"),
+    (lambda m: m["files"][0].update(tokens=10**12), "lie outside tokens.npy"),
+    (lambda m: m["files"][0].update(offset="12"), "whole-number offset"),
+    (lambda m: m["files"][0].update(split="test"), "unknown split"),
+    (lambda m: m.update(files={}), "no list of files"),
+])
+def test_a_damaged_manifest_is_refused_in_one_line(tmp_path, capsys, damage, message):
+    src = tmp_path / "src"
+    _good(src, 3)
+    out = tmp_path / "ds"
+    assert main(["prepare", str(src), "-o", str(out), "--workers", "1"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    damage(m)
+    (out / "manifest.json").write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main(["train", str(out), "-o", str(tmp_path / "run"), "--preset", "tiny",
+                 "--max-steps", "1", "--samples", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "manifest.json" in err[0], err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_ids_beyond_the_vocabulary_are_refused_in_one_line(tmp_path, capsys):
+    src = tmp_path / "src"
+    _good(src, 3)
+    out = tmp_path / "ds"
+    assert main(["prepare", str(src), "-o", str(out), "--workers", "1"]) == 0
+    ids = np.load(out / "tokens.npy")
+    ids[5] = 60000
+    np.save(out / "tokens.npy", ids)
+    capsys.readouterr()
+    assert main(["train", str(out), "-o", str(tmp_path / "run"), "--preset", "tiny",
+                 "--max-steps", "1", "--samples", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "beyond the vocabulary" in err[0], err

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import resource
 import shutil
+import signal
 import struct
+import subprocess
 import sys
+import time
 import wave
 
 import numpy as np
@@ -100,8 +106,9 @@ def test_fluidsynth_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch
 
 
 def test_silent_render_is_refused(tmp_path, monkeypatch):
+    # 3 s of zeros: as long as the 1.4 s of music and its release, so only silence is wrong.
     body = """w = wave.open(sys.argv[sys.argv.index("-F") + 1], "wb")
-w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100); w.writeframes(bytes(40000))"""
+w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100); w.writeframes(bytes(529200))"""
     sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body)
     midi = write_midi(piano_piece(bars=1), tmp_path / "in" / "piece.mid")
     with pytest.raises(UserError, match="gave silence"):
@@ -164,3 +171,157 @@ def test_unreadable_midi_is_a_one_line_user_error(tmp_path, content):
         assert _one_line_error(excinfo).startswith(f"{path}: cannot read MIDI (")
     left = ["bad.mid"] if content is not None else []
     assert sorted(p.name for p in tmp_path.iterdir()) == left  # no output, no temp file
+
+
+# ---------------------------------------------------------------- issue 17: bounded, checked audio
+def _render_cli(*args, limit_bytes: int | None = None, timeout: float = 60):
+    """`lstmusic render ARGS` in a child process (a file size limit of `limit_bytes` stands for
+    a full disk): (exit status, stderr, seconds taken)."""
+
+    def limit():  # SIGXFSZ ignored, so that a write past the limit fails (EFBIG), as on ENOSPC
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lstmusic", "render", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit if limit_bytes else None)
+    return done.returncode, done.stderr, time.perf_counter() - t0
+
+
+def _one_line(stderr: str) -> str:
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+    return stderr.strip()
+
+
+def test_a_full_disk_is_one_line_and_no_wav(tmp_path, soundfont):
+    """Issue 17.2: FluidSynth exits 0 with 1 s of a 30 s piece written: that is a failure."""
+    midi = write_midi(piano_piece(bars=16), tmp_path / "piece.mid")
+    code, err, took = _render_cli(midi, "--audio", tmp_path / "piece.wav",
+                                  "--soundfont", soundfont, limit_bytes=200_000)
+    line = _one_line(err)
+    assert code == 2 and took < 30
+    assert re.search(r"piece\.wav: only 1\.\d s of the 30\.\d s of music were written \("
+                     r".*File too large.*\); nothing kept", line), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["piece.mid"]  # no WAV, no temp
+
+
+def test_a_midi_file_on_a_full_disk_is_one_line_and_no_file(tmp_path):
+    """Issue 17.2 for `generate`'s MIDI files: symusic's own writer reports no failed write,
+    so a cut file would be kept. A file size limit in this process stands for the full disk
+    (Python ignores SIGXFSZ: the write fails with EFBIG)."""
+    from lstmusic.writeout import Target, write_all
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (500, hard))
+    try:
+        with pytest.raises(UserError) as excinfo:
+            write_all([piano_piece(bars=8)], [Target(tmp_path / "song.mid")])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert re.fullmatch(r".*song\.mid: cannot write \(File too large\); nothing kept",
+                        _one_line_error(excinfo))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_wav_from_fluidsynth_exiting_0_is_refused(tmp_path, monkeypatch):
+    """Issue 17.2 without a real disk: 0.5 s written, FluidSynth's own complaint, exit 0."""
+    body = """w = wave.open(sys.argv[sys.argv.index("-F") + 1], "wb")
+w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100)
+w.writeframes(b"\\x00\\x40" * 44100)
+sys.stderr.write("fluidsynth: error: Audio file write error: No space left on device\\n")"""
+    sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body)
+    midi = write_midi(piano_piece(bars=4), tmp_path / "in" / "piece.mid")
+    with pytest.raises(UserError) as excinfo:
+        render.render_audio(midi, tmp_path / "out" / "piece.wav", sf2)
+    assert re.fullmatch(r".*piece\.wav: only 0\.5 s of the \d+\.\d s of music were written "
+                        r"\(fluidsynth: error: .*No space left on device\); nothing kept",
+                        _one_line_error(excinfo))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _far_apart(seconds: float, end_of_track: bool = False) -> bytes:
+    """Raw MIDI at 120 BPM (960 ticks a second): a note at 0, then either a second note or
+    only the track's end, `seconds` later (which the score read by symusic does not show)."""
+    def vlq(n: int) -> bytes:
+        out = [n & 0x7F]
+        while n := n >> 7:
+            out.append(0x80 | (n & 0x7F))
+        return bytes(reversed(out))
+
+    gap = vlq(round(seconds * 960) - 480)
+    later = b"" if end_of_track else gap + b"\x90\x3e\x60" + vlq(480) + b"\x80\x3e\x00"
+    track = (b"\x00\x90\x3c\x60" + vlq(480) + b"\x80\x3c\x00" + later
+             + (gap if end_of_track else b"\x00") + b"\xff\x2f\x00")
+    return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480)
+            + b"MTrk" + struct.pack(">I", len(track)) + track)
+
+
+def test_hours_of_music_are_refused_at_once(tmp_path, soundfont):
+    """Issue 17.3: notes 3 hours apart would be 1.9 GB of WAV; the limit is said, nothing
+    written."""
+    (tmp_path / "far.mid").write_bytes(_far_apart(3 * 3600))
+    code, err, took = _render_cli(tmp_path / "far.mid", "--audio", "--soundfont", soundfont)
+    assert code == 2 and took < 20
+    assert _one_line(err).endswith(
+        f"far.mid: 3:00:00 of music is over the {render.MAX_AUDIO_S // 60}-minute limit for "
+        "audio; no WAV written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["far.mid"]
+
+
+def test_a_far_end_of_track_is_cut_after_the_music(tmp_path, soundfont):
+    """Issue 17.3: one note, then the track ends 2 hours later: FluidSynth would write 2 hours
+    of silence; it is stopped at the music plus TAIL_S and the WAV is whole."""
+    (tmp_path / "tail.mid").write_bytes(_far_apart(2 * 3600, end_of_track=True))
+    t0 = time.perf_counter()
+    wav = render.render_audio(tmp_path / "tail.mid", tmp_path / "tail.wav", soundfont)
+    assert time.perf_counter() - t0 < 20
+    with wave.open(str(wav), "rb") as w:
+        seconds = w.getnframes() / w.getframerate()
+        assert len(w.readframes(w.getnframes())) == 4 * w.getnframes()  # header matches data
+    assert seconds == pytest.approx(0.5 + render.TAIL_S, abs=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tail.mid", "tail.wav"]
+
+
+def test_a_stuck_fluidsynth_is_stopped_and_leaves_nothing(tmp_path, monkeypatch):
+    """Issue 17.3: the time limit ends a FluidSynth that hangs, and its temp file goes."""
+    body = """open(sys.argv[sys.argv.index("-F") + 1], "wb").write(b"RIFF")
+import time; time.sleep(60)"""
+    sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body)
+    monkeypatch.setattr(render, "TIMEOUT_BASE_S", 0.5)
+    midi = write_midi(piano_piece(bars=1), tmp_path / "in" / "piece.mid")
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=r"piece\.mid: fluidsynth ran over 2 s; gave up"):
+        render.render_audio(midi, tmp_path / "out" / "piece.wav", sf2)
+    assert time.perf_counter() - t0 < 10
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_render_leaves_no_temp_file_and_no_fluidsynth(tmp_path, monkeypatch, how):
+    """Issue 17.3: Ctrl-C or SIGTERM mid-render: FluidSynth is ended, its temp file removed."""
+    body = """import os, time
+open(os.environ["FAKE_PID"], "w").write(str(os.getpid()))
+out = open(sys.argv[sys.argv.index("-F") + 1], "wb")
+while True:
+    out.write(bytes(4096)); out.flush(); time.sleep(0.01)"""
+    sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body)
+    monkeypatch.setenv("FAKE_PID", str(tmp_path / "pid"))
+    midi = write_midi(piano_piece(bars=8), tmp_path / "out" / "piece.mid")
+    proc = subprocess.Popen([sys.executable, "-m", "lstmusic", "render", str(midi), "--audio",
+                             "--soundfont", str(sf2)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        pid = tmp_path / "pid"  # written by FluidSynth once it runs, after the temp file exists
+        while not (pid.is_file() and pid.read_text()):
+            assert time.time() < deadline and proc.poll() is None, "no render started"
+            time.sleep(0.05)
+        assert list((tmp_path / "out").glob(".piece.wav.*.tmp"))
+        proc.send_signal(how)
+        err = proc.communicate(timeout=20)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + how and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["piece.mid"]
+    with pytest.raises(ProcessLookupError):  # FluidSynth went with the command
+        os.kill(int(pid.read_text()), 0)

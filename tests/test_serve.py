@@ -227,6 +227,48 @@ def test_only_the_studios_own_page_may_ask_for_work(server):
     assert len(studio._jobs) == before
 
 
+def test_a_foreign_origin_is_refused_without_fetch_metadata(server):
+    """Issue 17.9: a browser that sends no Sec-Fetch-Site still names the page in Origin."""
+    base, studio = server
+    before = len(studio._jobs)
+    octet = {"Content-Type": "application/octet-stream"}
+    for origin in ("http://evil.example", "null", base.replace("127.0.0.1", "localhost"),
+                   base + "0"):
+        code, body, _ = _call(f"{base}/api/generate?bars=1", b"", "POST",
+                              {**octet, "Origin": origin})
+        assert code == 403 and "own page" in json.loads(body)["error"], origin
+    assert len(studio._jobs) == before
+    # The studio's own origin passes the check (and bars=0 is then refused for itself).
+    code, body, _ = _call(f"{base}/api/generate?bars=0", b"", "POST", {**octet, "Origin": base})
+    assert code == 400 and "bars must be" in json.loads(body)["error"]
+
+
+def test_a_client_gone_mid_upload_leaves_no_traceback(server):
+    """Issue 17.9: a tab closed while its prime file is on the way is no error on the console
+    (uvicorn logs an unhandled one, with its traceback, to "uvicorn.error")."""
+    import logging
+
+    base, studio = server
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    before = len(studio._jobs)
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"POST /api/generate?bars=1&prime_name=p.mid HTTP/1.1\r\n"
+                         f"Host: {host}:{port}\r\nContent-Type: application/octet-stream\r\n"
+                         f"Content-Length: 1000000\r\n\r\n".encode() + b"MThd" + bytes(20000))
+            time.sleep(0.3)  # the server is now reading the body
+        time.sleep(0.5)  # ... and has seen the connection close
+        assert _call(f"{base}/api/models")[0] == 200  # still serving
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
+    assert len(studio._jobs) == before
+
+
 def test_a_full_queue_answers_busy(server, monkeypatch):
     base, _ = server
     monkeypatch.setattr(serve, "MAX_QUEUED", 0)
@@ -360,6 +402,30 @@ def test_closing_the_studio_deletes_its_files():
     assert any(studio.folder.rglob("*.mid"))
     studio.close()
     assert not studio.folder.exists()
+
+
+def test_the_studio_keeps_its_files_under_a_byte_cap(monkeypatch):
+    """Issue 17.3: past MAX_STUDIO_BYTES the oldest finished jobs' files are deleted, the newest
+    always stays, and the page is told why an old job is gone."""
+    monkeypatch.setattr(serve, "MAX_STUDIO_BYTES", 1)  # every job is over it
+    studio = serve.Studio(serve.find_models())
+    try:
+        jobs = []
+        for seed in ("1", "2"):
+            job = studio.submit({"bars": "1", "seed": seed})
+            while studio.status(job.id)["state"] not in ("done", "error"):
+                time.sleep(0.05)
+            jobs.append(job)
+        first, second = jobs
+        assert studio.status(second.id)["state"] == "done" and second.bytes > 0
+        assert studio.file(second.id, 1, "mid").is_file()  # the newest is kept, though over
+        assert studio.status(first.id) is None and not first.folder.exists()
+        why = studio.missing(first.id)
+        assert why.startswith("this request's files were deleted") and "0 MB" in why
+        assert "restarted" in studio.missing("never-here")
+        assert [p.name for p in studio.folder.iterdir()] == [second.folder.name]
+    finally:
+        studio.close()
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
@@ -569,6 +635,35 @@ def test_the_studio_directs_the_music(server, tmp_path):
                       ({"upload_as": "drums", "prime_name": "a.mid"}, "upload_as")):
         code, body = _submit(base, melody if "upload_as" in bad else b"", **bad)
         assert code == 400 and says in body["error"], (bad, body)
+
+
+def test_generate_waits_until_the_page_is_ready_in_chromium(server):
+    """Issue 17.9: a click made before the page has its models is not lost: Generate is
+    disabled until then (a plain form submit would reload the page), then works."""
+    sync_playwright = _playwright()
+    base, studio = server
+    before = len(studio._jobs)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        held = []  # the model list, held back: a busy machine that has not answered yet
+        page.route("**/api/models", lambda route: held.append(route))
+        page.goto(base + "/")
+        page.wait_for_function("() => document.readyState === 'complete'")
+        while not held:
+            page.wait_for_timeout(20)
+        assert page.is_disabled("#generate")
+        page.click("#generate", force=True)  # an early click...
+        page.press("#bars", "Enter")  # ... or Enter in a field: neither reloads the page
+        page.wait_for_timeout(200)
+        assert page.url == base + "/" and len(studio._jobs) == before
+        held[0].continue_()
+        page.wait_for_function("() => !document.getElementById('generate').disabled")
+        page.fill("#bars", "1")
+        page.click("#generate")
+        page.wait_for_selector(".job", timeout=30_000)
+        assert len(studio._jobs) == before + 1
+        browser.close()
 
 
 def test_page_redoes_bars_of_a_result_in_chromium(server):

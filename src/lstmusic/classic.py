@@ -53,6 +53,7 @@ class ClassicTokenizer(Tokenizer):
 
     settings = TokenizerSettings("classic")
     timed = False  # one token every half beat, whatever the music's rhythm
+    fits_corpus = True
 
     def __init__(self, vocab: list[str]):
         if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:

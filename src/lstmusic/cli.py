@@ -8,7 +8,9 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,15 +27,23 @@ def _console(stderr: bool = False):
 
 
 class _Progress:
-    """A rich progress bar over files, shown on a terminal while there is work to do;
-    skipped files are listed when it ends."""
+    """Progress over files with their rate and the time left: a rich bar on a terminal, and
+    a plain line every LOG_EVERY seconds in a log file (a cluster job's log shows progress
+    too); skipped files are listed when it ends."""
+
+    LOG_EVERY = 15.0
 
     def __init__(self):
         self.bar = self.task = None
-        self.started = False
+        self.total = self.done = self.first = 0
+        self.t0 = self.logged = 0.0
 
     def start(self, total: int, done: int = 0) -> None:
-        if done < total and sys.stderr.isatty():  # no bar in logs and pipes
+        import time
+
+        self.total, self.done, self.first = total, done, done
+        self.t0 = self.logged = time.monotonic()
+        if done < total and sys.stderr.isatty():
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -46,17 +56,34 @@ class _Progress:
                                 transient=True)
             self.task = self.bar.add_task("tokenizing", total=total, completed=done)
             self.bar.start()
-            self.started = True
 
     def advance(self) -> None:
-        if self.started:
-            self.bar.advance(self.task)
+        import time
+
+        self.done += 1
+        now = time.monotonic()
+        rate = (self.done - self.first) / max(now - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=f"tokenizing, {rate:.1f} files/s")
+        elif now - self.logged >= self.LOG_EVERY:
+            self.logged = now
+            left = (self.total - self.done) / max(rate, 1e-9)
+            print(f"tokenizing: {self.done:,}/{self.total:,} files, {rate:.1f} files/s, about "
+                  f"{_duration(left)} left", file=sys.stderr, flush=True)
 
     def finish(self, skipped: list[dict]) -> None:
-        if self.started:
+        if self.bar is not None:
             self.bar.stop()
         for s in skipped:
             print(f"skip {s['path']}: {s['reason']}", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def cmd_prepare(args) -> int:
@@ -72,6 +99,19 @@ def cmd_prepare(args) -> int:
     manifest = prepare(cfg, _Progress())
     print("\n".join(summary_lines(manifest, time.perf_counter() - t0)))
     print(f"dataset {'unchanged' if manifest.get('up_to_date') else 'written'}: {cfg.out}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    import time
+
+    from lstmusic.merge import merge
+    from lstmusic.report import summary_lines
+
+    t0 = time.perf_counter()
+    manifest = merge([Path(p) for p in args.shards], Path(args.output))
+    print("\n".join(summary_lines(manifest, time.perf_counter() - t0)))
+    print(f"dataset written: {args.output} (from {len(args.shards)} folders)")
     return 0
 
 
@@ -270,6 +310,9 @@ COMMANDS = [
         (("sources",), dict(nargs="+", metavar="SOURCE",
                          help="a folder (searched recursively), a file, or music21:NAME")),
         (("-o", "--output"), dict(required=True, metavar="DATASET_DIR"))], ["PrepareConfig"]),
+    ("merge", cmd_merge, "join datasets (the shards of prepare --shard I/N) into one", [
+        (("shards",), dict(nargs="+", metavar="SHARD_DIR")),
+        (("-o", "--output"), dict(required=True, metavar="DATASET_DIR"))], []),
     ("inspect", cmd_inspect, "show a file's tokens with their times, or a dataset's summary",
      [(("target",), dict(metavar="FILE_OR_DATASET"))], ["InspectConfig"]),
     ("train", cmd_train, "train an LSTM on a prepared dataset, or on any SOURCE that prepare "
@@ -344,3 +387,43 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `lstmusic inspect f.mid | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder: the machine's state, not a bug
+        line = os_error_line(exc, getattr(args, "output", None))
+        print(f"lstmusic {args.command}: error: {line}", file=sys.stderr)
+        return 2
+
+
+# What the user can do about the OSErrors a command meets when writing.
+_ERRNO_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "file too large for this file system or file-size limit",
+    errno.EISDIR: "a folder is in the way",
+    errno.ENOTDIR: "a file is in the way where a folder should be",
+}
+
+
+def os_error_line(exc: OSError, output: str | None = None) -> str:
+    """One line for an OSError: the file (its final name, not the temporary one it was being
+    written under; the command's -o `output` when a failed write names none), what went
+    wrong, and for the token cache what to do instead."""
+    reason = _ERRNO_HINTS.get(exc.errno) or exc.strerror
+    if not isinstance(exc.filename, (str, bytes, os.PathLike)):
+        # numpy reports a short write with no errno: "100 requested and 12 written"
+        line = f"{reason or exc}" + ("" if exc.errno else " (is the disk full?)")
+        writing = exc.errno in (None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        return f"{output}: {line}" if output and writing else line
+    # atomic.py writes under ".NAME.XXXX.tmp": name what was being written
+    parts = [m.group(1) if (m := re.fullmatch(r"\.(.+)\.[^.]+\.(tmp|old)", part)) else part
+             for part in Path(os.fsdecode(exc.filename)).parts]
+    path = Path(*parts)
+    line = f"{path}: {reason or exc}"
+    from lstmusic.dataset import cache_dir
+
+    if path.is_relative_to(cache_dir()):
+        line += (" (the token cache); give --no-cache, or set LSTMUSIC_CACHE_DIR to a "
+                 "writable folder")
+    return line

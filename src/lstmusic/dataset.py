@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -38,6 +37,11 @@ TOKENS = "tokens.npy"
 TOKENIZER = "tokenizer.json"
 # Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
 CACHE_VERSION = 1
+# 2: files' split by a hash of their name, `index` and `shard` (format 1 is still read).
+FORMAT = 2
+# What a dataset's JSON files may weigh when read back (a Lakh-size manifest is ~100 MB).
+MAX_MANIFEST_BYTES = 1 << 30
+MAX_TOKENIZER_BYTES = 64 << 20
 
 
 @dataclass
@@ -48,6 +52,7 @@ class FileResult:
     figures: dict | None = None
     reason: str | None = None  # why the file was skipped
     cached: bool = False
+    index: int = 0  # place among all files found (shards merge back in this order)
 
 
 def cache_dir() -> Path:
@@ -76,6 +81,9 @@ class Cache:
 
     def _stem(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}-{self.key}"
+
+    def has(self, r: FileResult) -> bool:
+        return self.enabled and self._stem(r.sha256).with_suffix(".json").is_file()
 
     def get(self, r: FileResult) -> bool:
         if not self.enabled:
@@ -126,13 +134,33 @@ def _save_npy(path: Path, array) -> None:
 # The tokenizer of the running `prepare`: built once in the parent and inherited by forked
 # workers (or rebuilt by `_init_worker` where processes are spawned).
 _TOKENIZER = None
+# Files handed to the workers ahead of the one being written: enough to keep every worker
+# busy, few enough that the tokens waiting in memory stay bounded whatever the corpus size.
+AHEAD_PER_WORKER = 4
 
 
-def _init_worker(settings: TokenizerSettings) -> None:
+def _init_worker(settings: TokenizerSettings, build: bool = True, parent: int = 0) -> None:
     global _TOKENIZER
-    from lstmusic.tokenizer import build_tokenizer
+    if parent:
+        _end_with_parent(parent)
+    if build:
+        from lstmusic.tokenizer import build_tokenizer
 
-    _TOKENIZER = build_tokenizer(settings)  # classic: fitted to the corpus after reading
+        _TOKENIZER = build_tokenizer(settings)  # classic: fitted to the corpus after reading
+
+
+def _end_with_parent(parent: int) -> None:
+    """Ask Linux to stop this worker when `prepare` dies, even by kill -9 (no other way to
+    learn of it: a killed parent runs no clean-up)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
@@ -142,6 +170,8 @@ def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
         return None, None, str(exc)
     except (MemoryError, RecursionError) as exc:
         return None, None, f"too large to read ({type(exc).__name__})"
+    except OverflowError:  # symusic, on a time beyond its 32-bit range
+        return None, None, "times beyond what a MIDI file can hold (damaged file?)"
     return tokens, figures, None
 
 
@@ -153,70 +183,227 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_files(files: list[SourceFile]) -> list[FileResult]:
+def hash_files(files: list[SourceFile], indices: list[int] | None = None) -> list[FileResult]:
     results = []
-    for f in files:
+    for i, f in enumerate(files):
+        index = indices[i] if indices is not None else i
         try:
-            results.append(FileResult(f, _sha256(f.path)))
+            results.append(FileResult(f, _sha256(f.path), index=index))
         except OSError as exc:
-            results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}"))
+            results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}",
+                                      index=index))
     return results
 
 
-def tokenize_all(results: list[FileResult], cfg: PrepareConfig, progress=None):
-    """Fill each FileResult from the cache where possible, else in worker processes.
+def _mark_duplicates(results: list[FileResult]) -> None:
+    """A file with the content of an earlier one is skipped before it is tokenized."""
+    seen: dict[str, str] = {}
+    for r in results:
+        if r.reason is None and r.sha256 in seen:
+            r.reason = f"same content as {seen[r.sha256]}"
+        elif r.reason is None:
+            seen[r.sha256] = r.source.name
 
-    Returns the tokenizer (None if every file came from the cache and none was needed).
-    """
+
+def tokenized(results: list[FileResult], cfg: PrepareConfig, progress=None):
+    """Each usable FileResult in order with its tokens filled, from the cache or from worker
+    processes; a bounded number of files' tokens are in memory at any time."""
     cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
-    todo = [r for r in results if r.reason is None and not cache.get(r)]
+    todo = [r for r in results if r.reason is None and not cache.has(r)]
     if progress:
         progress.start(len(results), done=len(results) - len(todo))
-    if not todo:
-        return None
-    _init_worker(cfg.tokenizer)
-    workers = min(cfg.workers or os.cpu_count() or 1, len(todo))
-    paths = [r.source.path for r in todo]
-    if workers == 1:
-        _collect(todo, map(_tokenize, paths), cache, progress)
+    from lstmusic.tokenizer import build_tokenizer
+
+    global _TOKENIZER
+    _TOKENIZER = build_tokenizer(cfg.tokenizer)
+    fresh = {id(r) for r in todo}
+    outputs = _worker_outputs([r.source.path for r in todo], cfg)
+    for r in results:
+        if r.reason is not None:
+            continue
+        if id(r) in fresh or not cache.get(r):
+            r.tokens, r.figures, r.reason = next(outputs) if id(r) in fresh else _tokenize(
+                r.source.path)
+            cache.put(r)
+            if progress:
+                progress.advance()
+        if r.reason is None:
+            yield r
+
+
+def _worker_outputs(paths: list[Path], cfg: PrepareConfig):
+    """`_tokenize` of each path, in order, in `cfg.workers` processes."""
+    workers = min(cfg.workers or os.cpu_count() or 1, len(paths))
+    if workers <= 1:
+        yield from map(_tokenize, paths)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork shares the already-built tokenizer and imported modules with the workers (no
+    # per-process import of miditok); elsewhere each worker builds its own.
+    fork = sys.platform.startswith("linux")
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(cfg.tokenizer, not fork, os.getpid())) as pool:
+        queue, rest = deque(), iter(paths)
+        for path in rest:
+            queue.append(pool.submit(_tokenize, path))
+            if len(queue) >= AHEAD_PER_WORKER * workers:
+                break
+        while queue:
+            yield queue.popleft().result()
+            for path in rest:
+                queue.append(pool.submit(_tokenize, path))
+                break
+
+
+class TokenFile:
+    """`tokens.npy` written as files finish. Its header is written for an empty array and
+    rewritten in place with the final length at the end (numpy pads .npy headers so that the
+    length can grow in place), so no file's tokens need to stay in memory."""
+
+    def __init__(self, path: Path, dtype):
+        import numpy as np
+
+        self.path, self.dtype, self.count = path, np.dtype(dtype), 0
+        self.fh = open(path, "wb")
+        self._header()
+
+    def _header(self) -> None:
+        import numpy as np
+
+        self.fh.seek(0)
+        np.lib.format.write_array_header_1_0(self.fh, {
+            "shape": (self.count,), "fortran_order": False,
+            "descr": np.lib.format.dtype_to_descr(self.dtype)})
+        if self.count == 0:
+            self.start = self.fh.tell()
+        elif self.fh.tell() != self.start:  # cannot happen with numpy's padding; be sure
+            raise RuntimeError("the .npy header grew")
+
+    def append(self, ids) -> int:
+        """Write ids at the end; returns their offset."""
+        import numpy as np
+
+        offset = self.count
+        self.fh.write(np.ascontiguousarray(ids, dtype=self.dtype).tobytes())
+        self.count += len(ids)
+        return offset
+
+    def close(self) -> None:
+        self._header()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+def id_dtype(vocab_size: int):
+    import numpy as np
+
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
+class _Writer:
+    """Appends each usable file to the staged dataset as it comes. `classic` takes its
+    vocabulary from the whole corpus, so its token strings wait in a staged file (not in
+    memory) until every file is read, and become ids at the end."""
+
+    def __init__(self, staged: Path, tokenizer):
+        self.staged, self.tokenizer, self.entries = staged, tokenizer, []
+        self.pending = self.tokens = None
+        if tokenizer.fits_corpus:
+            self.pending, self.seen = open(staged / "pending.jsonl", "w"), set()
+        else:
+            self.tokens = TokenFile(staged / TOKENS, id_dtype(len(tokenizer.vocab)))
+
+    def add(self, r: FileResult) -> None:
+        if self.pending is not None:
+            self.pending.write(json.dumps(r.tokens) + "\n")
+            self.seen.update(r.tokens)
+            offset, count = None, len(r.tokens)
+        else:
+            ids = self.tokenizer.ids(r.tokens)
+            offset, count = self.tokens.append(ids), len(ids)
+        self.entries.append(_entry(r, offset, count))
+        r.tokens = r.figures = None  # written: not kept
+
+    def finish(self):
+        """Close the token file; returns the (fitted) tokenizer."""
+        if self.pending is not None:
+            self.pending.close()
+            self.tokenizer = self.tokenizer.fitted([sorted(self.seen)])
+            self.tokens = TokenFile(self.staged / TOKENS, id_dtype(len(self.tokenizer.vocab)))
+            with open(self.staged / "pending.jsonl") as fh:
+                for entry, line in zip(self.entries, fh, strict=True):
+                    entry["offset"] = self.tokens.append(self.tokenizer.ids(json.loads(line)))
+            (self.staged / "pending.jsonl").unlink()
+        self.tokens.close()
+        return self.tokenizer
+
+
+def _entry(r: FileResult, offset: int | None, count: int) -> dict:
+    """The manifest's row of a file (its split is decided once all files are known)."""
+    return {
+        "path": r.source.name,
+        "sha256": r.sha256,
+        "style": r.source.style,
+        "split": "train",
+        "notes": r.figures["notes"],
+        "tokens": int(count),
+        "seconds": r.figures["seconds"],
+        "offset": offset,
+        "index": r.index,
+        **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
+    }
+
+
+# ------------------------------------------------------------------ the split
+def split_names(names: list[str], cfg: PrepareConfig, every_of: list[str] = (),
+                complete: bool = True) -> set[str]:
+    """The names held out for validation, decided over `every_of`, all files found (skipped
+    ones and other shards' files included), never over the files prepared with it: shards
+    of a corpus therefore merge into exactly the split of one prepare. By default the
+    `val_fraction` of those names with the lowest hash of (seed, name); with `val_every`,
+    every K-th by sorted name (the baselines' rule). `complete` (not a shard): make sure of
+    at least one validation and one training file when there are two or more."""
+    counted = sorted(set(every_of) | set(names))
+    if cfg.val_every:
+        held = set(counted[cfg.val_every - 1 :: cfg.val_every]) & set(names)
+    elif cfg.val_fraction == 0:
+        return set()
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # fork shares the already-built tokenizer and imported modules with the workers
-        # (no per-process import of miditok); elsewhere each worker builds its own.
-        fork = sys.platform.startswith("linux")
-        ctx = multiprocessing.get_context("fork" if fork else "spawn")
-        init = {} if fork else {"initializer": _init_worker, "initargs": (cfg.tokenizer,)}
-        with ProcessPoolExecutor(workers, mp_context=ctx, **init) as pool:
-            _collect(todo, pool.map(_tokenize, paths, chunksize=1), cache, progress)
-    return _TOKENIZER
+        k = min(len(counted) - 1, max(1, round(cfg.val_fraction * len(counted))))
+        held = set(sorted(counted, key=lambda n: _name_hash(cfg.seed, n))[:k]) & set(names)
+    return both_splits(held, names, cfg) if complete else held
 
 
-def _collect(todo, outputs, cache, progress) -> None:
-    for r, (tokens, figures, reason) in zip(todo, outputs, strict=True):
-        r.tokens, r.figures, r.reason = tokens, figures, reason
-        cache.put(r)
-        if progress:
-            progress.advance()
+def both_splits(held: set[str], names: list[str], cfg: PrepareConfig) -> set[str]:
+    """`held` with at least one validation and one training file among two or more (by the
+    same hash), unless the split is the fixed `val_every` rule."""
+    if cfg.val_every or cfg.val_fraction == 0 or len(names) < 2:
+        return held
+    by_hash = sorted(names, key=lambda n: _name_hash(cfg.seed, n))
+    if not held:
+        return {by_hash[0]}
+    if len(held) == len(names):
+        return held - {by_hash[-1]}
+    return held
+
+
+def _name_hash(seed: int, name: str) -> float:
+    """A fraction in [0, 1) fixed by the seed and the file's name alone."""
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def apply_split(entries: list[dict], held_out: set[str]) -> None:
+    for e in entries:
+        e["split"] = "validation" if e["path"] in held_out else "train"
 
 
 # ------------------------------------------------------------------ the dataset folder
-def split_names(names: list[str], cfg: PrepareConfig, every_of: list[str] = ()) -> set[str]:
-    """The names held out for validation: file-level, deterministic for a seed. With
-    `val_every`, every K-th of `every_of` (all files found, skipped ones included, as the
-    baselines count them) by sorted name."""
-    ordered = sorted(names)
-    if cfg.val_every:
-        counted = sorted(set(every_of) | set(names))
-        return set(counted[cfg.val_every - 1 :: cfg.val_every]) & set(names)
-    if len(ordered) < 2 or cfg.val_fraction == 0:
-        return set()
-    n_val = min(len(ordered) - 1, max(1, round(cfg.val_fraction * len(ordered))))
-    random.Random(cfg.seed).shuffle(ordered)
-    return set(ordered[:n_val])
-
-
 def check_output(out: Path) -> None:
     """Refuse to replace anything that is not a dataset folder (or an empty folder)."""
     if out.is_file():
@@ -225,12 +412,15 @@ def check_output(out: Path) -> None:
         raise UserError(f"{out}: exists and is not a dataset folder; choose another -o")
 
 
-def _inputs_key(cfg: PrepareConfig, results: list[FileResult]) -> str:
-    """What a dataset was made from: options, code version and every input's content."""
+def _inputs_key(cfg: PrepareConfig, results: list[FileResult], listing: list) -> str:
+    """What a dataset was made from: options, code version, every input's content, and the
+    names of all files found (a shard's split may count them)."""
     h = hashlib.sha256(json.dumps({
         "version": __version__, "cache": CACHE_VERSION, "tokenizer": asdict(cfg.tokenizer),
-        "split": [cfg.val_fraction, cfg.val_every, cfg.seed],
+        "split": [cfg.val_fraction, cfg.val_every, cfg.seed], "shard": cfg.shard,
     }, sort_keys=True).encode())
+    for f in listing:
+        h.update(f"{f.name}\n".encode())
     for r in results:
         h.update(f"{r.source.name}\t{r.sha256}\t{r.reason or ''}\n".encode())
     return h.hexdigest()
@@ -247,109 +437,106 @@ def _up_to_date(out: Path, key: str) -> dict | None:
     return manifest
 
 
+def shard_of(name: str, count: int) -> int:
+    """Which of `count` shards (1..count) a file belongs to: by a hash of its name, so that
+    every node of a cluster job agrees without talking to the others."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
 def prepare(cfg: PrepareConfig, progress=None) -> dict:
     """Run the whole `prepare` stage and return the manifest of the dataset at `cfg.out`.
 
     If `cfg.out` already holds the dataset of exactly these inputs and options, it is left
     as it is (`manifest["up_to_date"]` is then True).
     """
+    from lstmusic.locks import hold
+
     t0 = time.perf_counter()
     check_output(cfg.out)
-    files = resolve_all(list(cfg.sources))
-    if not files:
+    listing = resolve_all(list(cfg.sources))
+    if not listing:
         raise UserError(f"no music files (.mid, .midi, .kar, .mxl, .xml, .musicxml, .abc, .krn) "
                         f"in {', '.join(cfg.sources)}")
-    results = hash_files(files)
-    key = _inputs_key(cfg, results)
+    mine = [i for i, f in enumerate(listing)
+            if not cfg.part or shard_of(f.name, cfg.part[1]) == cfg.part[0]]
+    results = hash_files([listing[i] for i in mine], mine)
+    key = _inputs_key(cfg, results, listing)
     if cfg.use_cache and (manifest := _up_to_date(cfg.out, key)) is not None:
         if progress:
             progress.finish(manifest["skipped"])
         return {**manifest, "up_to_date": True}
-    tokenizer = tokenize_all(results, cfg, progress)
-
-    good, skipped, seen = [], [], {}
-    for r in results:
-        if r.reason is None and r.sha256 in seen:
-            r.reason = f"same content as {seen[r.sha256]}"
-        if r.reason is not None:
-            skipped.append({"path": r.source.name, "reason": r.reason, "sha256": r.sha256})
-        else:
-            seen[r.sha256] = r.source.name
-            good.append(r)
-    if progress:
-        progress.finish(skipped)
-    if not good:
-        raise UserError(f"no usable music in {', '.join(cfg.sources)} "
-                        f"({len(skipped)} file(s) skipped)")
-    return _write(cfg, key, good, skipped, tokenizer, results, t0)
+    _mark_duplicates(results)
+    with hold(cfg.out, "dataset"):
+        return _write(cfg, key, results, listing, progress, t0)
 
 
-def _write(cfg, key, good, skipped, tokenizer, results, t0) -> dict:
-    import numpy as np
+def _write(cfg, key, results, listing, progress, t0) -> dict:
+    import shutil
 
-    from lstmusic.tokenizer import build_tokenizer
-
-    # classic takes its vocabulary from the corpus (the sorted set of its tokens)
-    tokenizer = (tokenizer or build_tokenizer(cfg.tokenizer)).fitted([r.tokens for r in good])
-    arrays = [tokenizer.ids(r.tokens) for r in good]
-    vocab_size = len(tokenizer.vocab)
-    dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
-    held_out = split_names([r.source.name for r in good], cfg,
-                           [r.source.name for r in results])
-
-    entries = _entries(good, arrays, held_out)
-    manifest = {
-        "format": 1,
-        "lstmusic_version": __version__,
-        "tokenizer": cfg.tokenizer.name,
-        "tokenizer_settings": asdict(cfg.tokenizer),
-        "vocab_size": vocab_size,
-        "dtype": np.dtype(dtype).name,
-        "sources": list(cfg.sources),
-        "split": {"val_fraction": cfg.val_fraction, "val_every": cfg.val_every, "seed": cfg.seed},
-        "inputs_key": key,
-        "styles": sorted({e["style"] for e in entries}),
-        "totals": _totals(entries, skipped, results),
-        "files": entries,
-        "skipped": skipped,
-        "seconds_taken": round(time.perf_counter() - t0, 3),
-    }
     staged = atomic.staging_dir(cfg.out)
     try:
-        all_ids = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-        _save_npy(staged / TOKENS, all_ids)
+        from lstmusic.tokenizer import build_tokenizer
+
+        writer = _Writer(staged, build_tokenizer(cfg.tokenizer))
+        for r in tokenized(results, cfg, progress):
+            writer.add(r)
+        skipped = [{"path": r.source.name, "reason": r.reason, "sha256": r.sha256,
+                    "index": r.index} for r in results if r.reason is not None]
+        if progress:
+            progress.finish(skipped)
+        if not writer.entries:
+            raise UserError(f"no usable music in {', '.join(cfg.sources)} "
+                            f"({len(skipped)} file(s) skipped)")
+        tokenizer = writer.finish()
+        entries = writer.entries
+        apply_split(entries, split_names([e["path"] for e in entries], cfg,
+                                         [f.name for f in listing], complete=not cfg.shard))
+        manifest = build_manifest(cfg, key, tokenizer, entries, skipped, t0,
+                                  cached=sum(r.cached for r in results))
         (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
         # The manifest goes last: it is what marks the folder as a finished dataset.
-        (staged / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+        write_manifest(staged / MANIFEST, manifest)
         atomic.publish_dir(staged, cfg.out)
     finally:
         if staged.exists():
-            import shutil
-
             shutil.rmtree(staged, ignore_errors=True)
     return manifest
 
 
-def _entries(good: list[FileResult], arrays: list, held_out: set[str]) -> list[dict]:
-    """The manifest's row of each file, with its offset into tokens.npy."""
-    entries, offset = [], 0
-    for r, ids in zip(good, arrays, strict=True):
-        entries.append({
-            "path": r.source.name,
-            "sha256": r.sha256,
-            "style": r.source.style,
-            "split": "validation" if r.source.name in held_out else "train",
-            "notes": r.figures["notes"],
-            "tokens": int(len(ids)),
-            "seconds": r.figures["seconds"],
-            "offset": offset,
-            **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
-        })
-        offset += len(ids)
-    return entries
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Streamed to the file (json.dump writes in pieces): no second copy of a large manifest
+    in memory."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
 
 
-def _totals(entries: list[dict], skipped: list, results: list[FileResult]) -> dict:
+def build_manifest(cfg, key, tokenizer, entries, skipped, t0, cached=0) -> dict:
+    import numpy as np
+
+    vocab_size = len(tokenizer.vocab)
+    return {
+        "format": FORMAT,
+        "lstmusic_version": __version__,
+        "tokenizer": cfg.tokenizer.name,
+        "tokenizer_settings": asdict(cfg.tokenizer),
+        "vocab_size": vocab_size,
+        "dtype": np.dtype(id_dtype(vocab_size)).name,
+        "sources": list(cfg.sources),
+        "split": {"val_fraction": cfg.val_fraction, "val_every": cfg.val_every, "seed": cfg.seed,
+                  "rule": "every" if cfg.val_every else "name-hash"},
+        "shard": cfg.shard or None,
+        "inputs_key": key,
+        "styles": sorted({e["style"] for e in entries}),
+        "totals": _totals(entries, skipped, cached),
+        "files": entries,
+        "skipped": skipped,
+        "seconds_taken": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _totals(entries: list[dict], skipped: list, cached: int) -> dict:
     return {
         "files": len(entries),
         "skipped": len(skipped),
@@ -358,7 +545,7 @@ def _totals(entries: list[dict], skipped: list, results: list[FileResult]) -> di
         "seconds": round(sum(e["seconds"] for e in entries), 3),
         "train_files": sum(e["split"] == "train" for e in entries),
         "validation_files": sum(e["split"] == "validation" for e in entries),
-        "cached_files": sum(r.cached for r in results),
+        "cached_files": cached,
     }
 
 
@@ -373,18 +560,24 @@ class Dataset:
 
     @classmethod
     def open(cls, root: Path) -> Dataset:
+        """The dataset at `root`, its manifest checked against its tokens (UserError naming
+        what is wrong: a hand-edited or damaged manifest must not train silently)."""
         import numpy as np
 
+        from lstmusic.bounded import read_json_file
+
         root = Path(root)
+        if not (root / MANIFEST).exists():
+            raise UserError(f"{root}: not a dataset folder (run `lstmusic prepare` first)")
+        manifest = read_json_file(root / MANIFEST, MAX_MANIFEST_BYTES)
+        tokenizer_dict = read_json_file(root / TOKENIZER, MAX_TOKENIZER_BYTES)
         try:
-            manifest = json.loads((root / MANIFEST).read_text())
-            tokenizer_dict = json.loads((root / TOKENIZER).read_text())
             ids = np.load(root / TOKENS, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
-            msg = f"{root}: not a dataset folder (run `lstmusic prepare` first)"
-            raise UserError(msg) from None
+            raise UserError(f"{root}: damaged dataset (no {TOKENS})") from None
         except (ValueError, OSError) as exc:
             raise UserError(f"{root}: damaged dataset ({exc})") from None
+        _check_manifest(root, manifest, tokenizer_dict, ids)
         return cls(root, manifest, tokenizer_dict, ids)
 
     def file_ids(self, entry: dict):
@@ -406,6 +599,35 @@ class Dataset:
         from lstmusic.tokenizer import tokenizer_from_dict
 
         return tokenizer_from_dict(self.tokenizer_dict)
+
+
+def _check_manifest(root: Path, manifest, tokenizer_dict, ids) -> None:
+    where = f"{root / MANIFEST}"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise UserError(f"{where}: not a dataset manifest (no list of files)")
+    styles = manifest.get("styles")
+    if not isinstance(styles, list) or not all(isinstance(x, str) for x in styles):
+        raise UserError(f"{where}: 'styles' must be a list of names")
+    vocab = tokenizer_dict.get("vocab") if isinstance(tokenizer_dict, dict) else None
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise UserError(f"{root / TOKENIZER}: 'vocab' must be a list of token names")
+    if ids.ndim != 1 or ids.dtype.kind != "u":
+        raise UserError(f"{root / TOKENS}: not a flat array of unsigned ids ({ids.dtype}, "
+                        f"{ids.ndim} dimensions)")
+    known, total = set(styles), len(ids)
+    for i, e in enumerate(manifest["files"]):
+        ok = isinstance(e, dict) and all(
+            type(e.get(k)) is int for k in ("offset", "tokens")) and isinstance(e.get("path"), str)
+        if not ok:
+            raise UserError(f"{where}: file {i}: needs a path and whole-number offset and tokens")
+        if e["offset"] < 0 or e["tokens"] < 0 or e["offset"] + e["tokens"] > total:
+            end = e["offset"] + e["tokens"]
+            end = e["offset"] + e["tokens"]
+            raise UserError(f"{where}: {e['path']}: tokens {e['offset']}..{end} lie outside "
+                            f"{TOKENS} (0..{total})")
+        if e.get("split") not in ("train", "validation") or e.get("style") not in known:
+            raise UserError(f"{where}: {e['path']}: unknown split {e.get('split')!r} or style "
+                            f"{e.get('style')!r}")
 
 
 def is_dataset(path: Path) -> bool:

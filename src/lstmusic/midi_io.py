@@ -13,39 +13,66 @@ MIDI. The result is a `symusic.Score` in ticks:
 - tempo and time-signature changes are kept.
 
 Anything unusable raises `BadFile` with a one-line reason. Pathological inputs are bounded
-before any expensive work: file size, note count and length in time are capped.
+before any expensive work: file size, note and event counts, and length both in time and in
+quarter notes are capped (a 1 µs tempo makes millions of beats pass in a second, and every
+beat costs tokens). A control change or pitch bend whose data byte is over 127, which
+symusic refuses, is dropped and the file read again: lstmusic keeps no controllers, so a
+file whose notes are sound is not lost for one of them.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
 import symusic
 
+from lstmusic import bounded
 from lstmusic.errors import BadFile
 from lstmusic.sources import MIDI_SUFFIXES
 
 MAX_FILE_BYTES = 32 * 1024 * 1024  # the largest real piano MIDI files are well under 1 MB
 MAX_NOTES = 500_000  # ~10x the notes of a long orchestral MIDI file
+MAX_EVENTS = 100_000  # tempo and time-signature changes: a real file has a few hundred at most
 MAX_SECONDS = 2 * 3600.0  # longer than any piece; catches huge delta times
+# 2 h at 800 BPM; each bar costs tokens even when empty, so this, not seconds, bounds the
+# tokens of a file whose tempo makes beats absurdly short.
+MAX_QUARTERS = 100_000
 
 
 def load(path: Path, keep_programs: bool = False, keep_drums: bool = False) -> symusic.Score:
     """The normalised score of the file at `path` (see module docstring). Raises BadFile."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise BadFile(f"file is {size / 2**20:.0f} MB, over the {MAX_FILE_BYTES >> 20} MB limit")
-    if size == 0:
-        raise BadFile("file is empty")
-    raw = _read_midi(path) if path.suffix.lower() in MIDI_SUFFIXES else _read_with_music21(path)
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        raw = _read_midi(bounded.read_bytes(path, MAX_FILE_BYTES))
+    else:
+        _check_score_file(path)
+        raw = _read_with_music21(path)
     return normalise(raw, keep_programs, keep_drums)
 
 
-def _read_midi(path: Path) -> symusic.Score:
-    data = path.read_bytes()
+def _check_score_file(path: Path) -> None:
+    """music21 opens the path itself: refuse what it must not be given (a FIFO or device
+    blocks or never ends, a huge file costs minutes and gigabytes)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise BadFile(f"cannot read it: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadFile("not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise BadFile(f"file is {info.st_size / 2**20:.0f} MB, over the "
+                      f"{MAX_FILE_BYTES >> 20} MB limit")
+    if info.st_size == 0:
+        raise BadFile("file is empty")
+
+
+def _read_midi(data: bytes) -> symusic.Score:
+    if not data:
+        raise BadFile("file is empty")
     if not data.startswith(b"MThd") and not data.startswith(b"RIFF"):
         raise BadFile("not a MIDI file (no MThd header)")
     if data.startswith(b"MThd"):
@@ -54,7 +81,94 @@ def _read_midi(path: Path) -> symusic.Score:
         return symusic.Score.from_midi(data)
     # symusic reports every malformed-file condition as one of these.
     except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
-        raise BadFile(f"unreadable MIDI: {_first_line(exc)}") from None
+        reason = _first_line(exc)
+    repaired = _without_bad_controls(data) if _BAD_CONTROL.search(reason) else None
+    if repaired is not None:
+        try:
+            return symusic.Score.from_midi(repaired)
+        except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
+            reason = _first_line(exc)
+    raise BadFile(f"unreadable MIDI: {reason}")
+
+
+# symusic's messages for a control change or pitch bend out of range ("Get control_value=200",
+# "Get pitch_bend=17608"): events lstmusic never keeps, so they are dropped rather than the file.
+_BAD_CONTROL = re.compile(r"control_value|control_number|pitch_bend")
+_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+
+
+def _without_bad_controls(data: bytes) -> bytes | None:
+    """The MIDI file `data` without its control changes and pitch bends whose data bytes are
+    over 127 (None if its tracks cannot be walked). Track chunks are rewritten, everything
+    else is copied."""
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    out = bytearray(data[:pos])
+    while pos + 8 <= len(data):
+        kind, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        body = data[pos + 8 : pos + 8 + size]
+        if kind == b"MTrk":
+            body = _clean_track(body)
+            if body is None:
+                return None
+        out += kind + len(body).to_bytes(4, "big") + body
+        pos += 8 + size
+    return bytes(out)
+
+
+def _clean_track(track: bytes) -> bytes | None:
+    """One track's events with the bad controller events dropped, their delta times carried
+    to the next event. Channel events are written with their status byte (no running
+    status), so dropping one never changes how the next is read. None if it cannot be walked
+    the way symusic walks it."""
+    out, pos, status, carry = bytearray(), 0, 0, 0
+    try:
+        while pos < len(track):
+            delta, pos = _vlq(track, pos)
+            start = pos
+            if track[pos] in (0xFF, 0xF0, 0xF7):  # meta (FF type len data) or sysex (len data)
+                pos += 2 if track[pos] == 0xFF else 1
+                size, pos = _vlq(track, pos)
+                pos += size
+                status = status if track[start] == 0xFF else 0  # sysex ends running status
+                event = track[start:pos]
+            else:
+                if track[pos] >= 0x80:
+                    status, pos = track[pos], pos + 1
+                if not status:
+                    return None  # a data byte with no status to run on
+                n = _DATA_BYTES[status & 0xF0]
+                args, pos = track[pos : pos + n], pos + n
+                if status & 0xF0 in (0xB0, 0xE0) and max(args) > 127:
+                    carry += delta
+                    continue
+                event = bytes([status]) + args
+            if pos > len(track):
+                return None
+            out += _to_vlq(delta + carry) + event
+            carry = 0
+    except (IndexError, KeyError, ValueError):
+        return None
+    return bytes(out)
+
+
+def _vlq(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the variable-length number at `pos` (at most 4 bytes)."""
+    value = 0
+    for i in range(4):
+        byte = data[pos + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + i + 1
+    raise ValueError("variable-length number over 4 bytes")
+
+
+def _to_vlq(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
 
 
 def _check_track_count(data: bytes) -> None:
@@ -126,13 +240,8 @@ def _concatenate(scores: list[symusic.Score]) -> symusic.Score:
 
 def normalise(score: symusic.Score, keep_programs: bool, keep_drums: bool) -> symusic.Score:
     """Merge tracks and clean notes as described in the module docstring. Raises BadFile."""
-    if score.ticks_per_quarter <= 0:
-        raise BadFile(f"absurd resolution of {score.ticks_per_quarter} ticks per quarter note")
-    if len(score.tempos) and int(score.tempos.numpy()["mspq"].min()) <= 0:
-        raise BadFile("absurd tempo of 0 microseconds per quarter note")
+    _check_bounds(score)
     n_notes = score.note_num()
-    if n_notes > MAX_NOTES:
-        raise BadFile(f"{n_notes:,} notes, over the {MAX_NOTES:,} limit")
     groups: dict[tuple[int, bool], list[symusic.Track]] = {}
     for track in score.tracks:
         if track.is_drum and not keep_drums:
@@ -157,6 +266,35 @@ def normalise(score: symusic.Score, keep_programs: bool, keep_drums: bool) -> sy
         hours = seconds / 3600
         raise BadFile(f"lasts {hours:.1f} hours, over the {MAX_SECONDS / 3600:.0f} h limit")
     return out
+
+
+def _check_bounds(score: symusic.Score) -> None:
+    """Refuse a score whose resolution, tempo, size or length is absurd, before it costs
+    the merge, the tokenizer's resampling (which overflows int32 on such files) or tokens."""
+    tpq = score.ticks_per_quarter
+    if tpq <= 0:
+        raise BadFile(f"absurd resolution of {tpq} ticks per quarter note")
+    if len(score.tempos) and int(score.tempos.numpy()["mspq"].min()) <= 0:
+        raise BadFile("absurd tempo of 0 microseconds per quarter note")
+    n_notes = score.note_num()
+    if n_notes > MAX_NOTES:
+        raise BadFile(f"{n_notes:,} notes, over the {MAX_NOTES:,} limit")
+    n_events = len(score.tempos) + len(score.time_signatures)
+    if n_events > MAX_EVENTS:
+        raise BadFile(f"{n_events:,} tempo and metre changes, over the {MAX_EVENTS:,} limit")
+    # symusic adds delta times in int32 and wraps round: a negative time means the file's
+    # times went past 2^31 ticks.
+    starts = [t.notes.numpy()["time"] for t in score.tracks if len(t.notes)]
+    if any(int(a.min()) < 0 for a in starts) or score.start() < 0:
+        raise BadFile("times beyond 2^31 ticks (absurd delta times)")
+    quarters = score.end() / tpq
+    if quarters > MAX_QUARTERS:
+        seconds = duration_seconds(score)
+        if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+            raise BadFile(f"lasts {seconds / 3600:.1f} hours, over the "
+                          f"{MAX_SECONDS / 3600:.0f} h limit")
+        raise BadFile(f"lasts {quarters:,.0f} quarter notes in {seconds:.1f} s (absurd tempo or "
+                      f"delta times), over the {MAX_QUARTERS:,} limit")
 
 
 def _clean_notes(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -14,9 +14,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from lstmusic.bounded import read_text_file
 from lstmusic.errors import UserError
 
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+MAX_TOML_BYTES = 2**20  # a settings file is a few hundred bytes
 
 
 def _options(cls) -> list[tuple[str, dataclasses.Field, type | None]]:
@@ -46,7 +48,8 @@ def add_options(parser: argparse.ArgumentParser, cls, section: str, *more) -> No
         flag = "--" + dest.replace("_", "-")
         meta, kind = f.metadata, _type(f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        text = f"{meta.get('help', '')} (default: {default})"
+        limits = "..".join(map(_number, meta["limits"])) + "; " if "limits" in meta else ""
+        text = f"{meta.get('help', '')} ({limits}default: {default})"
         if kind is bool:
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
@@ -55,6 +58,10 @@ def add_options(parser: argparse.ArgumentParser, cls, section: str, *more) -> No
         metavar = None if "choices" in meta else meta.get("metavar", kind.__name__.upper())
         parser.add_argument(flag, dest=dest, type=kind, default=None,
                             choices=meta.get("choices"), metavar=metavar, help=text, **extra)
+
+
+def _number(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def settings(args: argparse.Namespace, cls, section: str, others: tuple = (), **given):
@@ -93,14 +100,16 @@ def read_toml(path: Path, section: str) -> dict:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
+    # Bounded: a FIFO or a device named as --config must not block or fill the memory.
+    text = read_text_file(Path(path), MAX_TOML_BYTES)
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: a folder, not a config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid TOML (nested too deeply)") from None
+    if not isinstance(data.get(section, {}), dict):
+        raise UserError(f"{path}: {section} must be a [{section}] table")
     return {**{k: v for k, v in data.items() if not isinstance(v, dict)},
             **data.get(section, {})}
 

@@ -5,15 +5,25 @@ renders ~100x faster than real time and needs no audio device in its fast-render
 picture is drawn with matplotlib: pitch over time in quarter-note beats, bar lines from the
 score's time signatures, notes coloured by velocity. Both files are written atomically, so
 a reader never sees a half-written one. matplotlib is imported only when a plot is asked for.
+
+FluidSynth exits 0 even when it could not write all of its output (a full disk) and plays a
+file to its last event, however far that is, so a render is bounded and checked here: music
+longer than MAX_AUDIO_S is refused before any work, FluidSynth is stopped once its output
+passes the music plus TAIL_S, after its time limit, or when the caller cancels, and the WAV
+it leaves must hold the whole piece, or nothing is kept.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import struct
 import subprocess
+import threading
 import wave
 from pathlib import Path
+from time import monotonic
 
 import numpy as np
 import symusic
@@ -34,6 +44,17 @@ INSTALL_HINT = "Debian: apt-get install fluidsynth fluid-soundfont-gm"
 GAIN = 0.6  # fluidsynth's default 0.2 is quiet; 0.8 clipped ~0.1 % of samples in dense VGM
 SILENT_PEAK = 32  # |sample| below this everywhere (about -60 dBFS) counts as silence
 TIMEOUT_BASE_S = 60.0  # plus one second per second of music: a render far slower is stuck
+# The longest piece rendered to audio. 30 minutes of 44.1 kHz 16-bit stereo is ~320 MB of WAV
+# (and up to half an hour of FluidSynth); a file whose notes sit hours apart is refused at
+# once rather than filling the disk with silence.
+MAX_AUDIO_S = 30 * 60
+# FluidSynth plays on to a file's last event (its end of track, which the score read here does
+# not show) and adds ~2 s of release: audio past the music by more than this is silence, and
+# FluidSynth is stopped there and the WAV cut.
+TAIL_S = 10.0
+SHORT_S = 0.25  # a WAV shorter than the music by more than this was cut short (a full disk)
+WATCH_S = 0.05  # how often FluidSynth's output size, its clock and a cancel are looked at
+HEADER_BYTES = 4096  # room for a WAV header in the byte budget (FluidSynth writes 44 bytes)
 MAX_BAR_LINES = 2000  # past this a plot is a grey wash anyway
 
 
@@ -75,56 +96,187 @@ def render_audio(
     wav_path: str | Path,
     soundfont: str | Path | None = None,
     sample_rate: int = 44100,
+    cancel: threading.Event | None = None,
 ) -> Path:
-    """Render `midi_path` to a 16-bit PCM stereo WAV at `sample_rate` Hz; returns `wav_path`."""
+    """Render `midi_path` to a 16-bit PCM stereo WAV at `sample_rate` Hz; returns `wav_path`.
+
+    `cancel`, once set, stops FluidSynth within WATCH_S (the caller is giving up); the temporary
+    file goes with it, as on every other way out."""
     midi_path, wav_path = Path(midi_path), Path(wav_path)
     if not 8000 <= sample_rate <= 96000:  # fluidsynth's accepted range
         raise UserError(f"sample rate {sample_rate} Hz: must be between 8000 and 96000")
     score = read_midi(midi_path)
     if score.note_num() == 0:
         raise UserError(f"{midi_path}: no notes to render")
+    seconds = float(score.to("second").end())
+    if seconds > MAX_AUDIO_S:
+        raise UserError(f"{midi_path}: {_clock(seconds)} of music is over the "
+                        f"{MAX_AUDIO_S // 60}-minute limit for audio; no WAV written")
     program = shutil.which("fluidsynth")
     if program is None:
         raise UserError(f"the fluidsynth program is not installed ({INSTALL_HINT})")
-    sf2 = find_soundfont(soundfont)
-    timeout = TIMEOUT_BASE_S + float(score.to("second").end())
+    job = _Render(midi_path, wav_path, find_soundfont(soundfont), program, sample_rate,
+                  seconds, cancel)
+    _check_room(wav_path, seconds * job.bytes_per_s)
+    try:
+        atomic.write_with(wav_path, job.run)
+    except OSError as exc:  # the rename or fsync of a full disk
+        raise UserError(f"{wav_path}: cannot write ({exc.strerror or exc}); nothing kept") \
+            from None
+    return wav_path
 
-    def fluidsynth(tmp: Path) -> None:
+
+def _clock(seconds: float) -> str:
+    """1:02:03 or 2:03, for a length in a message."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _check_room(wav_path: Path, need: float) -> None:
+    """Refuse at once when the disk plainly cannot hold the WAV (the end check still catches
+    a disk that fills while FluidSynth writes)."""
+    folder = wav_path.resolve().parent
+    while not folder.exists():  # atomic.write_with makes the missing folders
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise UserError(f"{wav_path}: the disk is too full: {need / 2**20:.0f} MB of audio to "
+                        f"write, {free / 2**20:.0f} MB free in {folder}; nothing written")
+
+
+class _Render:
+    """One FluidSynth run onto a temporary file, watched and checked; `run(tmp)` is the
+    writer given to atomic.write_with."""
+
+    def __init__(self, midi: Path, wav: Path, sf2: Path, program: str, sample_rate: int,
+                 seconds: float, cancel: threading.Event | None):
+        self.midi, self.wav, self.sf2, self.program = midi, wav, sf2, program
+        self.rate, self.seconds, self.cancel = sample_rate, seconds, cancel
+        self.bytes_per_s = 4 * sample_rate  # 16-bit stereo
+        self.max_bytes = HEADER_BYTES + (seconds + TAIL_S) * self.bytes_per_s
+        self.timeout = TIMEOUT_BASE_S + seconds
+
+    def command(self, tmp: Path) -> list[str]:
         # Absolute paths so that a file name starting with '-' is never read as an option;
         # fluidsynth tells SoundFonts from MIDI files by content, not by position.
-        out = ["-F", str(tmp.resolve()), "-T", "wav", "-O", "s16", "-r", str(sample_rate)]
-        cmd = [program, "-n", "-i", "-q", "-g", str(GAIN), *out]
-        cmd += [str(sf2.resolve()), str(midi_path.resolve())]
-        try:
-            done = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise UserError(f"{midi_path}: fluidsynth ran over {timeout:.0f} s; gave up") from None
-        if done.returncode != 0:
-            lines = (done.stderr + done.stdout).strip().splitlines() or ["no message"]
-            raise UserError(f"{midi_path}: fluidsynth failed ({lines[-1].strip()})")
-        said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
-                if line.strip()]
-        _check_wav(tmp, sample_rate, f"{midi_path} with {sf2}", said[-1] if said else "")
+        out = ["-F", str(tmp.resolve()), "-T", "wav", "-O", "s16", "-r", str(self.rate)]
+        return [self.program, "-n", "-i", "-q", "-g", str(GAIN), *out,
+                str(self.sf2.resolve()), str(self.midi.resolve())]
 
-    atomic.write_with(wav_path, fluidsynth)
-    return wav_path
+    def run(self, tmp: Path) -> None:
+        self._stop_if_cancelled()
+        # restore_signals=False: FluidSynth keeps Python's SIGXFSZ (and SIGPIPE) ignored, so a
+        # write past a file size limit fails like one on a full disk and is checked as such,
+        # instead of killing it with no message.
+        proc = subprocess.Popen(self.command(tmp), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                restore_signals=False)
+        try:
+            output, cut = self._wait(proc, tmp)
+        finally:  # on every way out (an error, Ctrl-C, a cancel) FluidSynth goes too
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        said = ([line.strip() for line in output.splitlines() if line.strip()] or [""])[-1]
+        if proc.returncode != 0 and not cut:
+            died = (f"killed by {signal.Signals(-proc.returncode).name}"
+                    if proc.returncode < 0 else "")
+            raise UserError(f"{self.midi}: fluidsynth failed ({said or died or 'no message'})")
+        if cut:
+            _cut_wav(tmp, round((self.seconds + TAIL_S) * self.rate))
+        self._check_length(tmp, said)
+        _check_wav(tmp, self.rate, f"{self.midi} with {self.sf2}", said)
+
+    def _wait(self, proc: subprocess.Popen, tmp: Path) -> tuple[str, bool]:
+        """FluidSynth's messages once it ends, and whether it was stopped at the byte budget
+        (past the music plus TAIL_S: silence up to a far end of track)."""
+        deadline = monotonic() + self.timeout
+        while True:
+            try:
+                return proc.communicate(timeout=WATCH_S)[0], False
+            except subprocess.TimeoutExpired:
+                pass
+            if tmp.stat().st_size > self.max_bytes:
+                proc.kill()
+                return proc.communicate()[0], True
+            if monotonic() > deadline:
+                raise UserError(f"{self.midi}: fluidsynth ran over {self.timeout:.0f} s; gave up")
+            self._stop_if_cancelled()
+
+    def _stop_if_cancelled(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise UserError(f"{self.midi}: rendering stopped; no WAV written")
+
+    def _check_length(self, tmp: Path, said: str) -> None:
+        """Refuse a WAV that holds less than the music: FluidSynth exits 0 when its writes
+        fail (a full disk) and says so only in its messages."""
+        with open(tmp, "rb") as f:
+            start, claimed, frame = _data_chunk(f, self.midi)
+            size = os.fstat(f.fileno()).st_size
+        got = min(claimed, size - start) // frame / self.rate
+        if got >= self.seconds - SHORT_S:
+            return
+        free = shutil.disk_usage(tmp.parent).free
+        reasons = [f"the disk is full ({free / 2**20:.0f} MB free)"] if free < (
+            self.seconds - got) * self.bytes_per_s else []
+        if said:  # its own words, which mostly begin "fluidsynth: error: ..."
+            reasons.append(said if said.startswith("fluidsynth") else f"fluidsynth: {said}")
+        raise UserError(f"{self.wav}: only {got:.1f} s of the {self.seconds:.1f} s of music were "
+                        f"written ({'; '.join(reasons) or 'fluidsynth stopped early'}); "
+                        f"nothing kept")
+
+
+def _data_chunk(f, what: Path) -> tuple[int, int, int]:
+    """(where the samples start, their size as the header gives it, bytes per frame) of an
+    open WAV file, from its RIFF chunks."""
+    head, frame = f.read(12), 0
+    if head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        raise UserError(f"{what}: fluidsynth wrote no WAV file")
+    while len(chunk := f.read(8)) == 8:
+        kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if kind == b"data":
+            if not frame:
+                break  # samples of no known format
+            return f.tell(), size, frame
+        skip = size + (size & 1)  # chunks are padded to an even size
+        if kind == b"fmt " and size >= 16:
+            # format, channels, rate, bytes per second, block size, bits per sample
+            channels, bits = struct.unpack("<HHIIHH", f.read(16))[1::4]
+            frame, skip = channels * bits // 8, skip - 16
+        f.seek(skip, os.SEEK_CUR)
+    raise UserError(f"{what}: fluidsynth wrote a WAV file with no audio")
+
+
+def _cut_wav(path: Path, frames: int) -> None:
+    """Make the WAV FluidSynth was stopped writing whole: cut after `frames` frames, and the
+    sizes in its header (left at 0 until FluidSynth closes the file) set."""
+    with open(path, "r+b") as f:
+        start, _, frame = _data_chunk(f, path)
+        keep = min(frames, (os.fstat(f.fileno()).st_size - start) // frame) * frame
+        f.truncate(start + keep)
+        f.seek(start - 4)
+        f.write(struct.pack("<I", keep))
+        f.seek(4)
+        f.write(struct.pack("<I", start + keep - 8))
 
 
 def _check_wav(path: Path, sample_rate: int, what: str, said: str = "") -> None:
     """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout (`said`:
     FluidSynth's last message, its own reason when it could not read the file)."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2 or w.getframerate() != sample_rate:
-            raise UserError(
-                f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio at {w.getframerate()} Hz, "
-                f"not 16-bit at {sample_rate} Hz"
-            )
-        # In chunks, so that an hour of audio is never held in memory at once.
-        while chunk := w.readframes(1 << 18):
-            if np.abs(np.frombuffer(chunk, "<i2").astype(np.int32)).max() >= SILENT_PEAK:
-                return
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2 or w.getframerate() != sample_rate:
+                raise UserError(
+                    f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio at {w.getframerate()} Hz, "
+                    f"not 16-bit at {sample_rate} Hz"
+                )
+            # In chunks, so that an hour of audio is never held in memory at once.
+            while chunk := w.readframes(1 << 18):
+                if np.abs(np.frombuffer(chunk, "<i2").astype(np.int32)).max() >= SILENT_PEAK:
+                    return
+    except (wave.Error, EOFError) as exc:  # a header the wave module cannot follow
+        raise UserError(f"rendering {what} gave an unreadable WAV ({exc})") from None
     if said:
         raise UserError(f"rendering {what} gave silence (fluidsynth: {said})")
     raise UserError(f"rendering {what} gave silence; is it a General MIDI SoundFont?")
@@ -156,7 +308,11 @@ def plot_piano_roll(
     ax.set_xlabel(f"beats (quarter notes); {len(notes['pitch'])} notes, bar lines in grey")
     if not len(notes["pitch"]):
         ax.text(0.5, 0.5, "no pitched notes", transform=ax.transAxes, ha="center", va="center")
-    atomic.write_with(Path(png_path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    try:
+        atomic.write_with(Path(png_path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    except OSError as exc:  # a full disk: one line, and atomic.write_with left no temp file
+        raise UserError(f"{png_path}: cannot write ({exc.strerror or exc}); nothing kept") \
+            from None
     return Path(png_path)
 
 

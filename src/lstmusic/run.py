@@ -13,12 +13,15 @@ This module imports no torch until `load_run` is called, so listing runs stays q
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import numbers
+import shutil
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from lstmusic import atomic
+from lstmusic.bounded import read_json_file
 from lstmusic.checkpoint import CONFIG, WEIGHTS, refuse_pickle
-from lstmusic.config import ModelConfig, TrainConfig
+from lstmusic.config import ModelConfig, TrainConfig, check_types
 from lstmusic.errors import UserError
 
 MAX_CONFIG_BYTES = 64 * 2**20  # a config.json with a 1M-token vocabulary is ~20 MB
@@ -33,6 +36,9 @@ class DataRecord:
     manifest_sha256: str | None = None
     train_files: int = 0
     val_files: int = 0
+
+    def __post_init__(self):
+        check_types(self, lambda f: f"data {f.name}")
 
 
 @dataclass(frozen=True)
@@ -74,21 +80,43 @@ class Run:
     @classmethod
     def from_json(cls, d: dict, where: str = "config.json") -> Run:
         """The record of a config.json, older layouts included; UserError naming `where`
-        if it does not describe a model."""
+        and what is wrong if it does not describe a model (every key's type and range is
+        checked: the file may have been edited by hand, or be anything at all)."""
         try:
-            if not isinstance(d.get("tokenizer"), dict) or not isinstance(d.get("model"), dict):
-                raise TypeError("it describes no model and tokenizer")
-            train = d.get("train")
-            return cls(
-                model=ModelConfig(**d["model"]), tokenizer=d["tokenizer"],
-                train=TrainConfig(**_known(TrainConfig, train)) if train else None,
-                styles=tuple(str(s) for s in d.get("styles", [])),
-                data=DataRecord(**_known(DataRecord, d.get("data") or {})),
-                unigram_nll=(d.get("baseline") or {}).get("unigram_nll"),
-                world_size=int(d.get("world_size", 1)), versions=d.get("versions") or {},
-                step=d.get("step"), metrics=d.get("metrics") or {})
-        except (TypeError, ValueError, KeyError, AttributeError, UserError) as exc:
+            return cls._from_checked(d)
+        except UserError as exc:
             raise UserError(f"{where}: damaged ({exc})") from None
+        # A net under the checks above: whatever the file holds, one line (the studio skips
+        # a run folder only on UserError).
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            raise UserError(f"{where}: damaged ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_checked(cls, d) -> Run:
+        from lstmusic.tokenizer import checked_record
+
+        if not isinstance(d, dict) or "model" not in d or "tokenizer" not in d:
+            raise UserError("it describes no model and tokenizer")
+        model = ModelConfig(**_fields_of(ModelConfig, _get(d, "model", dict), "model"))
+        tokenizer = _get(d, "tokenizer", dict)
+        _, vocab = checked_record(tokenizer, "tokenizer")
+        if len(vocab) != model.vocab_size:
+            raise UserError(f"model vocab_size is {model.vocab_size:,} but the tokenizer has "
+                            f"{len(vocab):,} tokens")
+        train = _get(d, "train", (dict, type(None)), None)
+        styles = _get(d, "styles", list, [])
+        if not all(isinstance(s, str) for s in styles) or len(styles) > model.n_styles:
+            raise UserError(f"styles must be at most {model.n_styles} names (model n_styles)")
+        baseline = _get(d, "baseline", (dict, type(None)), None) or {}
+        return cls(
+            model=model, tokenizer=tokenizer, styles=tuple(styles),
+            train=_train_settings(train) if train else None,
+            data=DataRecord(**_known(DataRecord, _get(d, "data", (dict, type(None)), None) or {})),
+            unigram_nll=_number(baseline.get("unigram_nll"), "baseline unigram_nll"),
+            world_size=_count(d.get("world_size", 1), "world_size", 1),
+            versions=_get(d, "versions", (dict, type(None)), None) or {},
+            step=None if d.get("step") is None else _count(d["step"], "step", 0),
+            metrics=_metrics(_get(d, "metrics", (dict, type(None)), None) or {}))
 
     def style_index(self, name: str) -> int:
         """The row of a style name ('' for the first); UserError for an unknown one."""
@@ -103,6 +131,69 @@ def _known(cls, d: dict) -> dict:
     """The keys of `d` that `cls` has: a key of a later or earlier lstmusic is passed over."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+def _fields_of(cls, d: dict, what: str) -> dict:
+    """`d` as the arguments of `cls`: every key known (a model's sizes are not to be guessed:
+    an unknown one would mean weights that no config here describes), every required one
+    present."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names, key=str)
+    if unknown:
+        raise UserError(f"{what} has an unknown key {unknown[0]!r:.40}")
+    missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING
+               and f.default_factory is MISSING]
+    if missing:
+        raise UserError(f"{what} has no {missing[0]}")
+    return d
+
+
+def _train_settings(train: dict) -> TrainConfig:
+    try:
+        return TrainConfig(**_known(TrainConfig, train))
+    except UserError as exc:
+        raise UserError(f"train settings: {exc}") from None
+
+
+def _get(d: dict, key: str, kinds, default=...):
+    """d[key], which must be of `kinds` (missing: `default`, or an error when there is none)."""
+    if key not in d:
+        if default is ...:
+            raise UserError(f"no {key}")
+        return default
+    if not isinstance(d[key], kinds):
+        raise UserError(f"{key} must be a JSON {_json_kind(kinds)}, not {_short(d[key])}")
+    return d[key]
+
+
+def _json_kind(kinds) -> str:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return " or ".join({dict: "object", list: "list", type(None): "null"}.get(k, "value")
+                       for k in kinds)
+
+
+def _count(value, what: str, least: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= 2**53:
+        raise UserError(f"{what} must be a whole number from {least}, not {_short(value)}")
+    return value
+
+
+def _number(value, what: str) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise UserError(f"{what} must be a number, not {_short(value)}")
+    return value
+
+
+def _metrics(metrics: dict) -> dict:
+    """A validation row: numbers by name (the studio rounds them, evaluate prints them)."""
+    for name, value in metrics.items():
+        _number(value, f"metrics {name}")
+    return metrics
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def bundled_run_dir() -> Path:
@@ -129,13 +220,8 @@ def read_run(run_dir: str | Path | None) -> Run:
     path = run_dir / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run folder (no {CONFIG})")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise UserError(f"{path}: {path.stat().st_size >> 20} MB is too large for a run's "
-                        "config")
-    try:
-        return Run.from_json(json.loads(path.read_text()), str(path))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged ({exc})") from None
+    # Bounded: the file may be swapped for a FIFO or a huge file after the test above.
+    return Run.from_json(read_json_file(path, MAX_CONFIG_BYTES), str(path))
 
 
 def save_run(run_dir: Path, model, run: Run) -> None:
@@ -154,13 +240,37 @@ def load_run(run_dir: str | Path | None = None, device: str = "cpu"):
 
     run_dir = resolve(run_dir)
     run = read_run(run_dir)
+    tokenizer = tokenizer_from_dict(run.tokenizer, str(run_dir / CONFIG))
+    check_weights(run, run_dir)  # before the model is built: its size comes from the config
     model = MusicLSTM(run.model)
     load_weights(model, run_dir / WEIGHTS)
-    try:
-        tokenizer = tokenizer_from_dict(run.tokenizer)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise UserError(f"{run_dir / CONFIG}: damaged tokenizer ({exc})") from None
     return model.to(device).eval(), tokenizer, run
+
+
+def check_weights(run: Run, run_dir: Path) -> None:
+    """The tensors of RUN_DIR/model.safetensors are exactly those the config describes,
+    compared through the file's header and a model built on torch's `meta` device (shapes,
+    no memory), so a config that asks for more than its weights hold allocates nothing."""
+    import torch
+
+    from lstmusic.checkpoint import tensor_shapes
+    from lstmusic.model import MusicLSTM
+
+    path = Path(run_dir) / WEIGHTS
+    found = tensor_shapes(path)
+    with torch.device("meta"):
+        wanted = {k: tuple(v.shape) for k, v in MusicLSTM(run.model).state_dict().items()}
+    if run.model.tied:
+        wanted.pop("head.weight")  # stored once, as the embedding (checkpoint.save_weights)
+    for name in sorted(set(wanted) | set(found)):
+        if found.get(name) != wanted.get(name):
+            raise UserError(f"{path}: does not match {CONFIG}: {name} is "
+                            f"{_shape(found.get(name))} in the weights, the config makes it "
+                            f"{_shape(wanted.get(name))}")
+
+
+def _shape(shape: tuple | None) -> str:
+    return "absent" if shape is None else "x".join(map(str, shape)) or "a scalar"
 
 
 EXPORTED = (WEIGHTS, CONFIG, "metrics.csv", "curves.png")  # what an export folder holds
@@ -189,10 +299,13 @@ def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
     _, _, run = load_run(run_dir)  # checks that the run loads before anything is written
     run = replace(run, data=replace(run.data, path=source or Path(run.data.path).name))
     staged = atomic.staging_dir(out)
-    (staged / WEIGHTS).write_bytes((run_dir / WEIGHTS).read_bytes())
-    (staged / CONFIG).write_text(json.dumps(run.to_json(), indent=1) + "\n")
-    for extra in ("metrics.csv", "curves.png"):
-        if (run_dir / extra).exists():
-            (staged / extra).write_bytes((run_dir / extra).read_bytes())
-    atomic.publish_dir(staged, out)
+    try:
+        (staged / WEIGHTS).write_bytes((run_dir / WEIGHTS).read_bytes())
+        (staged / CONFIG).write_text(json.dumps(run.to_json(), indent=1) + "\n")
+        for extra in ("metrics.csv", "curves.png"):
+            if (run_dir / extra).exists():
+                (staged / extra).write_bytes((run_dir / extra).read_bytes())
+        atomic.publish_dir(staged, out)
+    finally:  # a full disk leaves no half-made copy beside -o (after publishing: gone)
+        shutil.rmtree(staged, ignore_errors=True)
     return sum(f.stat().st_size for f in out.iterdir()) / 1e6

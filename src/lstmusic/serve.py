@@ -15,7 +15,9 @@ once would only make both slower), composes with `Composer.generate`, writes eac
 MIDI, WAV (FluidSynth) and piano-roll PNG into the job's own folder under one temporary
 folder per server, and the page polls GET /api/jobs/ID for progress and results. Files are
 served by job id, variation number and kind, looked up in the job's own table: nothing a
-user sends ever becomes a path. The temporary folder is removed when the server stops.
+user sends ever becomes a path. The temporary folder is removed when the server stops; while
+it runs, the oldest finished jobs' files are deleted past MAX_JOBS_KEPT jobs or
+MAX_STUDIO_BYTES, and the page is told why when it asks for one of them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import Request as HttpRequest  # a module global: FastAPI reads the annotation
 
@@ -45,6 +48,11 @@ from lstmusic.steer import parse_chords, parse_key
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a long piano MIDI file is well under 200 KB
 MAX_QUEUED = 16  # more waiting requests than this are refused: one tab cannot block all
 MAX_JOBS_KEPT = 200  # older jobs' files are deleted so a long session cannot fill the disk
+# ... and by size: WAVs are big (one 64-bar, 4-variation request at 30 BPM is ~340 MB), so the
+# oldest finished jobs go while the files kept pass this; the newest finished one always stays.
+# 1 GiB holds a few of the longest requests, or hundreds of usual 16-bar ones.
+MAX_STUDIO_BYTES = 1 << 30
+MAX_DROPPED_IDS = 1000  # deleted jobs remembered, so that the page is told why one is gone
 POLL_HINT_S = 0.1  # how often the page asks for progress: small JSON, loopback
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 KINDS = {"mid": "audio/midi", "wav": "audio/wav", "png": "image/png", "svg": "image/svg+xml",
@@ -253,6 +261,7 @@ class Job:
     created: float = field(default_factory=time.time)
     timings: dict = field(default_factory=dict)
     results: list = field(default_factory=list)
+    bytes: int = 0  # the size of its files once finished (MAX_STUDIO_BYTES)
 
 
 class Studio:
@@ -280,7 +289,9 @@ class Studio:
         self._queue: list[Job] = []
         self._lock = threading.Condition()
         self._composers: dict[str, object] = {}
+        self._dropped: OrderedDict[str, None] = OrderedDict()  # jobs deleted to keep the caps
         self._closed = False
+        self._stop = threading.Event()  # set by close(): a render in progress stops at once
         self._worker = threading.Thread(target=self._work, name="studio-worker", daemon=True)
         self._worker.start()
 
@@ -304,7 +315,7 @@ class Studio:
                 job.prime = self._check_upload(job.folder, upload, request.prime_name)
             if source:  # a copy: the earlier job's files may be deleted before this one runs
                 job.redo = job.folder / "redo.mid"
-                shutil.copyfile(source[0].folder / f"variation-{source[1]}.mid", job.redo)
+                self._copy_redo(source, job.redo)
         except (UserError, OSError):
             shutil.rmtree(job.folder, ignore_errors=True)  # nothing kept for a refusal
             raise
@@ -327,9 +338,22 @@ class Studio:
         except ValueError:
             index = 0
         if job is None or job.state != "done" or not 1 <= index <= len(job.results):
-            raise UserError("the piece to redo is not here any more (the studio keeps the "
-                            f"last {MAX_JOBS_KEPT} requests)")
+            raise UserError(f"the piece to redo is not here any more ({_keeps()})")
         return job, index
+
+    @staticmethod
+    def _copy_redo(source: tuple[Job, int], to: Path) -> None:
+        try:
+            shutil.copyfile(source[0].folder / f"variation-{source[1]}.mid", to)
+        except FileNotFoundError:  # deleted by the caps since it was looked up
+            raise UserError(f"the piece to redo is not here any more ({_keeps()})") from None
+
+    def missing(self, job_id: str) -> str:
+        """Why there is no job `job_id`: deleted to keep the caps, or never here (a restart)."""
+        with self._lock:
+            dropped = job_id in self._dropped
+        return (f"this request's files were deleted ({_keeps()})" if dropped
+                else "no such job (the studio was restarted?)")
 
     def status(self, job_id: str) -> dict | None:
         with self._lock:
@@ -357,6 +381,7 @@ class Studio:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._stop.set()
             self._lock.notify_all()
         self._worker.join(timeout=30)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -382,13 +407,20 @@ class Studio:
         return path
 
     def _forget_old(self) -> None:
-        """Drop the oldest finished jobs and their files past MAX_JOBS_KEPT (lock held)."""
-        while len(self._jobs) > MAX_JOBS_KEPT:
-            oldest = next(iter(self._jobs.values()))
-            if oldest.state not in ("done", "error"):
+        """Drop the oldest finished jobs and their files while more than MAX_JOBS_KEPT are
+        kept or their files pass MAX_STUDIO_BYTES; the newest finished job, the one a user is
+        about to hear, always stays (lock held)."""
+        finished = [j for j in self._jobs.values() if j.state in ("done", "error")]
+        total = sum(j.bytes for j in finished)
+        for oldest in finished[:-1]:
+            if len(self._jobs) <= MAX_JOBS_KEPT and total <= MAX_STUDIO_BYTES:
                 break
             del self._jobs[oldest.id]
+            total -= oldest.bytes
+            self._dropped[oldest.id] = None
             shutil.rmtree(oldest.folder, ignore_errors=True)
+        while len(self._dropped) > MAX_DROPPED_IDS:
+            self._dropped.popitem(last=False)
 
     # ------------------------------------------------------------ the worker
     def _work(self) -> None:
@@ -402,20 +434,26 @@ class Studio:
                 job.state = "running"
             try:
                 self._run(job)
+                job.bytes = _folder_bytes(job.folder)
                 job.state = "done"
-            except (UserError, BadFile) as exc:
-                job.error = self._public(str(exc), job)
-                job.state = "error"
-            except Stopping:
-                job.error = "the studio was stopped"
-                job.state = "error"
+            except (UserError, BadFile, Stopping) as exc:
+                stopped = isinstance(exc, Stopping) or self._stop.is_set()
+                self._failed(job, "the studio was stopped" if stopped
+                             else self._public(str(exc), job))
             except Exception as exc:  # a bug: the console gets the traceback, the page a line
                 traceback.print_exc()
-                job.error = f"internal error ({type(exc).__name__}); see the server's console"
-                job.state = "error"
+                self._failed(job, f"internal error ({type(exc).__name__}); see the server's "
+                                  f"console")
             finally:
                 with self._lock:
                     self._queue.remove(job)
+                    self._forget_old()
+
+    @staticmethod
+    def _failed(job: Job, message: str) -> None:
+        """A job that ends in an error keeps no files: the page offers none of them."""
+        shutil.rmtree(job.folder, ignore_errors=True)
+        job.error, job.state = message, "error"
 
     def _public(self, message: str, job: Job) -> str:
         """A message fit for the page: the upload named as the user knows it, and no server
@@ -460,7 +498,8 @@ class Studio:
                          f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}",
                          job.folder / f"variation-{i}")
                   for i, piece in enumerate(pieces, 1)]
-        written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick)
+        written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick,
+                            cancel=self._stop)
         job.results = [_result(job, i, piece.report, entry, files)
                        for i, (piece, files) in enumerate(zip(pieces, written, strict=True), 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),
@@ -494,6 +533,15 @@ class Studio:
             if self._closed:
                 raise Stopping
             job.stage, job.progress = stage, progress
+
+
+def _keeps() -> str:
+    return (f"the studio keeps the last {MAX_JOBS_KEPT} requests and at most "
+            f"{MAX_STUDIO_BYTES / 2**20:.0f} MB of their files")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
@@ -536,7 +584,8 @@ def _asset(name: str) -> str:
 def create_app(studio: Studio, host: str = "127.0.0.1"):
     from fastapi import FastAPI, HTTPException
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from starlette.requests import ClientDisconnect
 
     app = FastAPI(title="lstmusic studio", docs_url=None, redoc_url=None, openapi_url=None)
     if host in LOCAL_HOSTS:
@@ -559,7 +608,10 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
     async def generate(request: HttpRequest):
         if not _from_own_page(request):
             return JSONResponse({"error": "requests come from the studio's own page"}, 403)
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # the tab was closed mid-upload: nobody to answer, no job
+            return Response(status_code=400)
         if body is None:
             return JSONResponse({"error": f"the prime file is over the "
                                           f"{MAX_UPLOAD_BYTES >> 20} MB limit"}, 413)
@@ -573,7 +625,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
     def job_status(job_id: str):
         status = studio.status(job_id)
         if status is None:
-            raise HTTPException(404, "no such job (the studio was restarted?)")
+            raise HTTPException(404, studio.missing(job_id))
         return status
 
     @app.get("/api/jobs/{job_id}/{index}/{kind}")
@@ -608,10 +660,16 @@ def _add_pages(app) -> None:
 def _from_own_page(request) -> bool:
     """Only the studio's own page may ask for work. A page from another site can still send
     a "simple" POST to 127.0.0.1 (no-cors, form): it cannot set this content type, and
-    browsers mark it cross-site."""
+    browsers mark it cross-site in Sec-Fetch-Site. Browsers without Fetch Metadata (older
+    Safari, embedded views) still name the page in Origin on every POST: when it is there,
+    it must be this server. A request with neither comes from no browser page (curl)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     site = request.headers.get("sec-fetch-site", "same-origin")
-    return kind == "application/octet-stream" and site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    # Host and port only: behind an https proxy the page's scheme is not the one seen here.
+    netloc = urlsplit(origin or "").netloc.lower()  # "" for "null" (a sandboxed page)
+    own = origin is None or netloc != "" and netloc == request.headers.get("host", "").lower()
+    return kind == "application/octet-stream" and site in ("same-origin", "none") and own
 
 
 async def _read_body(request) -> bytes | None:

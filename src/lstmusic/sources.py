@@ -71,7 +71,12 @@ def resolve(source: str) -> list[SourceFile]:
     """The files of one SOURCE, sorted by name. Raises `UserError` if it does not exist."""
     if source.startswith(MUSIC21_PREFIX):
         name = source[len(MUSIC21_PREFIX):].strip("/")
-        folder = music21_corpus_root() / name
+        root = music21_corpus_root()
+        folder = root / name
+        # A name is a folder of the corpus, never a way out of it (music21:../../etc).
+        if ".." in Path(name).parts or not folder.resolve().is_relative_to(root.resolve()):
+            raise UserError(f"{source}: not a music21 corpus name (it leaves the corpus "
+                            "folder); `lstmusic corpora` lists the names")
         if not name or not folder.is_dir():
             raise UserError(
                 f"{source}: no such music21 corpus; `lstmusic corpora` lists the names"

@@ -37,6 +37,7 @@ class Tokenizer:
     settings: TokenizerSettings
     vocab: list[str]
     timed = True  # its ids keep the music's time (rests, onsets), so a decoded piece lines up
+    fits_corpus = False  # its vocabulary comes from the corpus (`fitted`), known at the end
 
     def load(self, path: Path):
         """A music file as this tokenizer reads it (midi_io.load with its settings)."""
@@ -165,7 +166,8 @@ class MiditokTokenizer(Tokenizer):
         sig = score.time_signatures[0] if len(score.time_signatures) else None
         metre = sig.numerator / sig.denominator if sig else 1.0
         end = round(score.ticks_per_quarter * 4 * bars * metre)
-        ids = self.encode(score.clip(0, end, clip_end=True))
+        # past the score's end nothing changes; and a 255/1 metre would overflow int32 ticks
+        ids = self.encode(score.clip(0, min(end, score.end() + 1), clip_end=True))
         if not len(ids):
             raise BadFile(f"no notes in its first {bars} bars")
         return ids
@@ -215,17 +217,59 @@ def build_tokenizer(settings: TokenizerSettings, corpus: list | None = None) -> 
     return tokenizer.fitted(corpus) if corpus is not None else tokenizer
 
 
-def tokenizer_from_dict(d: dict) -> Tokenizer:
-    """Rebuild a tokenizer saved with `to_dict`, checking that its vocabulary is unchanged."""
-    settings = TokenizerSettings(**d["settings"])
+def tokenizer_from_dict(d: dict, where: str = "the saved tokenizer") -> Tokenizer:
+    """Rebuild a tokenizer saved with `to_dict`, checking that its vocabulary is unchanged.
+    `d` comes from a file (a run's config.json, a dataset's tokenizer.json): anything that is
+    not such a record is a UserError naming `where`."""
+    settings, vocab = checked_record(d, where)
     if settings.name == "classic":
         from lstmusic.classic import ClassicTokenizer
 
-        return ClassicTokenizer(list(d["vocab"]))
+        try:
+            return ClassicTokenizer(vocab)
+        except ValueError as exc:
+            raise UserError(f"{where}: {exc}") from None
     tok = MiditokTokenizer(settings)
-    if tok.vocab != list(d["vocab"]):
+    if tok.vocab != vocab:
         raise UserError(
-            f"the installed miditok builds a different {settings.name} vocabulary than the one "
-            "these token ids were made with; install the miditok version recorded beside them"
-        )
+            f"{where}: the installed miditok builds a different {settings.name} vocabulary "
+            "than the one these token ids were made with; install the miditok version "
+            "recorded beside them")
     return tok
+
+
+def checked_record(d, where: str) -> tuple[TokenizerSettings, list[str]]:
+    """(settings, vocabulary) of a saved tokenizer, every key and type checked; UserError
+    "`where`: what is wrong" otherwise."""
+    from dataclasses import fields
+
+    from lstmusic.config import MODEL_LIMITS
+
+    def damaged(problem: str) -> UserError:
+        return UserError(f"{where}: {problem}")
+
+    if not isinstance(d, dict) or not isinstance(d.get("settings"), dict):
+        raise damaged("no tokenizer settings (a JSON object)")
+    given, known = d["settings"], {f.name for f in fields(TokenizerSettings)}
+    unknown = sorted(set(given) - known, key=str)
+    if unknown:
+        raise damaged(f"unknown tokenizer setting {unknown[0]!r:.40} (known: "
+                      f"{', '.join(sorted(known))})")
+    if "name" not in given:
+        raise damaged("the tokenizer settings have no name")
+    vocab, most = d.get("vocab"), MODEL_LIMITS["vocab_size"][1]
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise damaged("the tokenizer's vocab must be a list of token strings")
+    if not len(SPECIAL_TOKENS) <= len(vocab) <= most:
+        raise damaged(f"a vocabulary of {len(vocab):,} tokens ({len(SPECIAL_TOKENS)}..{most:,} "
+                      "expected)")
+    if len(set(vocab)) != len(vocab):
+        raise damaged("a token appears twice in the tokenizer's vocab")
+    try:
+        settings = TokenizerSettings(**given)
+    except UserError as exc:
+        raise damaged(f"tokenizer settings: {exc}") from None
+    if d.get("name", settings.name) != settings.name:
+        raise damaged(f"the tokenizer is named {d['name']!r:.40} but its settings are "
+                      f"{settings.name}'s")
+    return settings, vocab

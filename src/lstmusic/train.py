@@ -261,9 +261,15 @@ class _Progress:
 def train(data: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
           log=print, progress: bool = False) -> dict:
     """Train on a prepared dataset folder; returns the final metrics."""
+    from contextlib import nullcontext
+
+    from lstmusic.locks import hold
+
     setup = _Setup(cfg.device)
     try:
-        result = _train(Path(data), Path(run_dir), cfg, resume, log, progress, setup)
+        # One writer per run folder: a second `train` into it would mix the two states.
+        with hold(Path(run_dir), "run folder") if setup.main else nullcontext():
+            result = _train(Path(data), Path(run_dir), cfg, resume, log, progress, setup)
     except torch.cuda.OutOfMemoryError:
         setup.close(together=False)
         raise UserError(f"the GPU ran out of memory at --batch-size {cfg.batch_size} "
@@ -303,6 +309,8 @@ def _open_data(data: Path, run_dir: Path) -> _Data:
         path=str(data), inputs_key=ds.manifest.get("inputs_key"),
         manifest_sha256=hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest(),
         train_files=len(train_files), val_files=len(val_files))
+    # The spans hold all that training needs of the files: let their rows go.
+    ds.manifest = {k: v for k, v in ds.manifest.items() if k not in ("files", "skipped")}
     return _Data(ds, train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
 
 

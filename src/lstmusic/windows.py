@@ -134,14 +134,18 @@ def token_counts(ds: Dataset, files: Spans, vocab_size: int) -> np.ndarray:
     for offset, length in _runs(files):
         for lo in range(offset, offset + length, COUNT_CHUNK):
             chunk = ds.read_ids(lo, min(COUNT_CHUNK, offset + length - lo))
-            counts += np.bincount(chunk, minlength=vocab_size)[:vocab_size]
+            found = np.bincount(chunk, minlength=vocab_size)
+            if len(found) > vocab_size:  # checked here for free: the pass reads every id
+                raise UserError(f"{ds.root}/tokens.npy: holds id {len(found) - 1}, beyond the "
+                                f"vocabulary of {vocab_size}; prepare the dataset again")
+            counts += found
     return counts
 
 
 def _runs(files: Spans) -> list[tuple[int, int]]:
     """The files' spans with neighbours joined: (offset, length), in order of offset."""
     runs: list[list[int]] = []
-    for offset, length in sorted(zip(files.offsets.tolist(), files.lengths.tolist())):
+    for offset, length in sorted(zip(files.offsets.tolist(), files.lengths.tolist(), strict=True)):
         if runs and runs[-1][0] + runs[-1][1] == offset:
             runs[-1][1] += length
         else:

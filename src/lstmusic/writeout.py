@@ -4,14 +4,20 @@
 page call. It writes each MIDI file first (atomically), then renders the WAVs in FluidSynth's
 own processes while this thread draws the piano rolls: on two cores that overlaps most of
 both. A piece with no notes gets no WAV (FluidSynth would write silence); `Written.wav` is
-then None. `reproduce_command` is the `lstmusic generate` line that writes a piece again,
+then None. When anything fails, or the command is stopped (Ctrl-C, SIGTERM), the renders still
+running are cancelled, so no FluidSynth and no temporary file outlives the command.
+`reproduce_command` is the `lstmusic generate` line that writes a piece again,
 built from `GenerateConfig`'s fields, so a new option is in it without a change here.
 """
 
 from __future__ import annotations
 
 import shlex
+import signal
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -70,36 +76,77 @@ def targets(out: Path, n: int, audio: str | None, plot: str | None,
 
 
 def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi: bool = True,
-              sample_rate: int = 44100, tick=None) -> list[Written]:
+              sample_rate: int = 44100, tick=None,
+              cancel: threading.Event | None = None) -> list[Written]:
     """Write each score to its target. `write_midi=False` when the MIDI files are already
-    there (`render`). `tick(what)`, if given, is called as each WAV and PNG is done."""
+    there (`render`). `tick(what)`, if given, is called as each WAV and PNG is done.
+    `cancel`, once set (the studio stopping), stops the renders still running."""
     from lstmusic.render import plot_piano_roll, render_audio
 
+    cancel = cancel or threading.Event()
     for score, target in zip(scores, targets, strict=True):
         if write_midi and target.midi:
-            atomic.write_with(target.midi, lambda tmp, s=score: s.dump_midi(str(tmp)))
+            _write_midi(score, target.midi)
     heard = [i for i, (score, t) in enumerate(zip(scores, targets, strict=True))
              if t.wav and t.midi and score.note_num() > 0]
     n = len(scores)
 
     def render(i: int) -> None:
-        render_audio(targets[i].midi, targets[i].wav, soundfont, sample_rate)
+        render_audio(targets[i].midi, targets[i].wav, soundfont, sample_rate, cancel)
         if tick:
             tick(f"audio {i + 1}/{n} rendered")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        audio = [pool.submit(render, i) for i in heard]
-        for i, (score, target) in enumerate(zip(scores, targets, strict=True)):
-            if target.png:
-                plot_piano_roll(score, target.png, target.title or None)
-                if tick:
-                    tick(f"piano roll {i + 1}/{n} drawn")
-        sheets = [_sheet(score, t, tick, f"{i + 1}/{n}")
-                  for i, (score, t) in enumerate(zip(scores, targets, strict=True))]
-        for job in audio:
-            job.result()  # a rendering error surfaces here
+    with _sigterm_as_exit(), ThreadPoolExecutor(max_workers=2) as pool:
+        try:
+            audio = [pool.submit(render, i) for i in heard]
+            for i, (score, target) in enumerate(zip(scores, targets, strict=True)):
+                if target.png:
+                    plot_piano_roll(score, target.png, target.title or None)
+                    if tick:
+                        tick(f"piano roll {i + 1}/{n} drawn")
+            sheets = [_sheet(score, t, tick, f"{i + 1}/{n}")
+                      for i, (score, t) in enumerate(zip(scores, targets, strict=True))]
+            for job in audio:
+                job.result()  # a rendering error surfaces here
+        except BaseException:
+            # The pool waits for its renders before this propagates: stop them rather than
+            # let FluidSynth run on (and start no queued one).
+            cancel.set()
+            raise
     return [Written(t.midi, t.wav if i in heard else None, t.png, *sheets[i])
             for i, t in enumerate(targets)]
+
+
+def _write_midi(score, path: Path) -> None:
+    """Write one MIDI file; a full disk is one line, not a traceback, and no file. The bytes
+    are made in memory and written by Python: symusic's own dump_midi reports no failed
+    write, and leaves a cut file on a full disk."""
+    from lstmusic.errors import UserError
+
+    try:
+        atomic.write_bytes(path, score.dumps_midi())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); nothing kept") from None
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While writing, SIGTERM ends the command through its `finally` blocks (FluidSynth
+    stopped, temporary files removed) instead of at once. Only the main thread may set a
+    handler, and only Python's default one is replaced: the studio has its own."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _sheet(score, target: Target, tick, which: str) -> tuple[tuple[Path, ...], str]:

@@ -68,6 +68,10 @@ async function init() {
                      bars: form.querySelector(".redo-bars").value });
   });
   $("controls").addEventListener("input", () => showError(""));
+  // The page is served with Generate disabled: a click before this point would have found no
+  // handler and been lost (a plain form submit reloads the page). Now it is sent.
+  $("generate").disabled = false;
+  $("generate").removeAttribute("title");
   await restore(JSON.parse(sessionStorage.getItem(STORE) || "[]"));
 }
 
@@ -247,10 +251,11 @@ async function poll(card, id) {
   let status;
   try {
     const res = await fetch("/api/jobs/" + id);
-    if (res.status === 404) { // the studio restarted: the job and its files are gone
+    if (res.status === 404) { // the studio restarted, or deleted it to stay under its caps
       forget(id);
+      const why = await res.json().catch(() => ({}));
       update(card, { state: "error", progress: 0, stage: "", timings: {},
-        error: "this request was lost when the studio restarted" });
+        error: why.detail || "this request was lost when the studio restarted" });
       return;
     }
     if (!res.ok) throw new Error(String(res.status));

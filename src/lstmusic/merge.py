@@ -1,0 +1,186 @@
+"""`lstmusic merge`: dataset folders (the shards of `prepare --shard I/N`) -> one dataset.
+
+A corpus too large for one machine is prepared as N shards on N nodes (a SLURM array job),
+each a dataset folder of its own, then joined here. Files are put back in the order of one
+`prepare` of the whole corpus (the `index` each shard records), identical content found in
+two shards is kept once, and the split each shard decided is kept: it was decided over all
+files found, so merged shards give exactly the dataset of one `prepare`. `classic`, whose
+vocabulary comes from the corpus, gets the joint vocabulary and its ids are re-mapped.
+Everything is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstmusic import atomic
+from lstmusic.config import PrepareConfig, TokenizerSettings
+from lstmusic.dataset import (
+    MANIFEST,
+    TOKENIZER,
+    TOKENS,
+    Dataset,
+    TokenFile,
+    apply_split,
+    both_splits,
+    build_manifest,
+    check_output,
+    id_dtype,
+    write_manifest,
+)
+from lstmusic.errors import UserError
+from lstmusic.locks import hold, lock_path
+
+
+@dataclass
+class _Shard:
+    path: Path
+    ds: Dataset
+
+    @property
+    def manifest(self) -> dict:
+        return self.ds.manifest
+
+
+def _open(path: Path) -> _Shard:
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such dataset folder")
+    if not (path / MANIFEST).is_file():
+        busy = " (its prepare is still running)" if lock_path(path).exists() else ""
+        raise UserError(f"{path}: not a finished dataset{busy}: it has no {MANIFEST}")
+    return _Shard(path, Dataset.open(path))
+
+
+def _check(shards: list[_Shard]) -> None:
+    """Same tokenizer and split settings, and no file in two shards."""
+    first = shards[0]
+    for s in shards[1:]:
+        for key, what in (("tokenizer_settings", "tokenizer settings"), ("split", "split")):
+            if s.manifest[key] != first.manifest[key]:
+                raise UserError(f"{s.path}: made with other {what} than {first.path} "
+                                f"({s.manifest[key]} vs {first.manifest[key]}); prepare all "
+                                "shards with the same options")
+        if (not s.ds.tokenizer().fits_corpus
+                and s.ds.tokenizer_dict.get("vocab") != first.ds.tokenizer_dict.get("vocab")):
+            raise UserError(f"{s.path}: its vocabulary differs from {first.path}'s (another "
+                            "lstmusic version?); prepare all shards with the same version")
+    seen: dict[object, Path] = {}
+    for s in shards:
+        for key in (s.path.resolve(), s.manifest.get("shard")):
+            if key is not None and key in seen:
+                raise UserError(f"{s.path} and {seen[key]} overlap: the same "
+                                f"{'shard ' + key if isinstance(key, str) else 'folder'} twice")
+            seen[key] = s.path
+    owner: dict[str, Path] = {}
+    for s in shards:
+        for row in s.manifest["files"] + s.manifest["skipped"]:
+            if row["path"] in owner and owner[row["path"]] != s.path:
+                raise UserError(f"{s.path} and {owner[row['path']]} overlap: both hold "
+                                f"{row['path']} (the same shard twice, or shards of "
+                                "different N?)")
+            owner[row["path"]] = s.path
+
+
+def _order(shards: list[_Shard]):
+    """Every row (kept or skipped) as (sort key, shard, row, kept): in the order of one
+    prepare when the inputs are shards of one job, else input by input."""
+    one_job = all(s.manifest.get("shard") for s in shards) and len(
+        {s.manifest["shard"].split("/")[1] for s in shards}) == 1
+    rows = []
+    for n, s in enumerate(shards):
+        for kept, key in ((True, "files"), (False, "skipped")):
+            for i, row in enumerate(s.manifest[key]):
+                index = row.get("index", i)
+                rows.append(((index,) if one_job else (n, index), s, row, kept))
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def _deduplicate(rows) -> tuple[list, list[dict]]:
+    """(kept rows, skipped rows): a file with the content of an earlier one is skipped."""
+    first: dict[str, str] = {}
+    kept, skipped = [], []
+    for _, shard, row, ok in rows:
+        sha = row.get("sha256") or ""
+        if sha and first.get(sha, row["path"]) != row["path"]:
+            skipped.append({"path": row["path"], "reason": f"same content as {first[sha]}",
+                            "sha256": sha, "index": row.get("index")})
+        elif ok:
+            kept.append((shard, row))
+        else:
+            skipped.append(row)
+        if sha:
+            first.setdefault(sha, row["path"])
+    return kept, skipped
+
+
+def merge(shard_dirs: list[Path], out: Path) -> dict:
+    """Join dataset folders into one at `out`; returns its manifest."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    check_output(out)
+    shards = [_open(p) for p in shard_dirs]
+    _check(shards)
+    kept, skipped = _deduplicate(_order(shards))
+    if not kept:
+        raise UserError("no usable music in " + ", ".join(str(s.path) for s in shards))
+    m = shards[0].manifest
+    cfg = PrepareConfig(tuple(dict.fromkeys(x for s in shards for x in s.manifest["sources"])),
+                        out, TokenizerSettings(**m["tokenizer_settings"]),
+                        val_fraction=m["split"]["val_fraction"],
+                        val_every=m["split"]["val_every"], seed=m["split"]["seed"])
+    tokenizer = _joint_tokenizer(shards)
+    with hold(out, "dataset"):
+        staged = atomic.staging_dir(out)
+        try:
+            entries = _write_tokens(staged, kept, tokenizer)
+            _complete_split(entries, cfg)
+            key = hashlib.sha256("".join(s.manifest["inputs_key"] for s in shards).encode())
+            manifest = build_manifest(cfg, key.hexdigest(), tokenizer, entries, skipped, t0)
+            manifest["merged_from"] = [str(s.path) for s in shards]
+            (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
+            write_manifest(staged / MANIFEST, manifest)
+            atomic.publish_dir(staged, out)
+        finally:
+            if staged.exists():
+                shutil.rmtree(staged, ignore_errors=True)
+    return manifest
+
+
+def _joint_tokenizer(shards: list[_Shard]):
+    tokenizer = shards[0].ds.tokenizer()
+    if not tokenizer.fits_corpus:
+        return tokenizer
+    return tokenizer.fitted([sorted({t for s in shards for t in s.ds.tokenizer_dict["vocab"]}
+                                    - set(tokenizer.fitted([]).vocab))])
+
+
+def _write_tokens(staged: Path, kept, tokenizer) -> list[dict]:
+    """Each kept file's ids, in order, re-mapped to the joint vocabulary."""
+    import numpy as np
+
+    index = {t: i for i, t in enumerate(tokenizer.vocab)}
+    tables = {}
+    tokens = TokenFile(staged / TOKENS, id_dtype(len(tokenizer.vocab)))
+    entries = []
+    for shard, row in kept:
+        if shard.path not in tables:
+            tables[shard.path] = np.array([index[t] for t in shard.ds.tokenizer_dict["vocab"]],
+                                          dtype=np.int64)
+        ids = tables[shard.path][np.asarray(shard.ds.file_ids(row), dtype=np.int64)]
+        entries.append({**row, "offset": tokens.append(ids)})
+    tokens.close()
+    return entries
+
+
+def _complete_split(entries: list[dict], cfg: PrepareConfig) -> None:
+    """Shards keep their split; a merged dataset gets what one prepare guarantees (at least
+    one validation and one training file), decided by the same rule."""
+    held = {e["path"] for e in entries if e["split"] == "validation"}
+    apply_split(entries, both_splits(held, [e["path"] for e in entries], cfg))
