@@ -183,3 +183,40 @@ def test_a_loss_that_breaks_says_whether_a_checkpoint_was_kept(fixture_dataset, 
     steps.clear()
     with pytest.raises(UserError, match=f"last good checkpoint is kept in {tmp_path / 'b'}"):
         train(fixture_dataset, tmp_path / "b", _cfg(eval_every=5), log=lambda *_: None)
+
+
+def test_fine_tuning_validates_the_starting_model_first_and_has_no_warm_up(fixture_dataset,
+                                                                            tmp_path):
+    base = train(fixture_dataset, tmp_path / "base", _cfg(max_steps=20, eval_every=10),
+                 log=lambda *_: None)
+    cfg = _cfg(init_from=str(tmp_path / "base"), max_steps=6, eval_every=3, lr=1e-4)
+    tuned = train(fixture_dataset, tmp_path / "run", cfg, log=lambda *_: None)
+    first = tuned["rows"][0]
+    assert first["step"] == 0 and first["val_loss"] == pytest.approx(base["best_val_loss"],
+                                                                      rel=1e-4)
+    assert tuned["start_val_loss"] == first["val_loss"]
+    assert tuned["best_val_loss"] <= first["val_loss"]  # never worse than where it started
+    assert train_mod.learning_rate(cfg, 0) == pytest.approx(1e-4 * train_mod.FINE_TUNE_LR)
+    assert train_mod.learning_rate(_cfg(lr=1e-4), 0) < 1e-4 / 5  # from scratch: a warm-up
+
+
+def test_a_short_run_is_validated_by_time_too(fixture_dataset, tmp_path):
+    cfg = _cfg(max_steps=40, eval_every=1000, eval_seconds=0.01, patience=1)
+    result = train(fixture_dataset, tmp_path / "run", cfg, log=lambda *_: None)
+    steps = [r["step"] for r in result["rows"]]
+    assert len(steps) >= 3 and steps[-1] == 40, steps  # a curve, not one point at the end
+    # validations made by time never stop a run early: patience counts those made by steps
+    assert result["step"] == 40
+
+
+def test_tempo_augmentation_moves_only_tempo_tokens(fixture_dataset):
+    from lstmusic.dataset import Dataset
+
+    vocab = Vocabulary(Dataset.open(fixture_dataset).tokenizer_dict["vocab"])
+    tables = vocab.tempo_tables(2)
+    tempos = vocab.ids_of("Tempo")
+    assert len(tempos) > 4 and tables.shape == (5, len(vocab))
+    others = [i for i in range(len(vocab)) if i not in set(tempos)]
+    assert (tables[:, others] == others).all()
+    assert [tables[3, i] for i in tempos[:-1]] == tempos[1:]  # one bin faster
+    assert tables[4, tempos[-1]] == tempos[-1] and tables[0, tempos[0]] == tempos[0]  # clamped

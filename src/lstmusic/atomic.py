@@ -4,6 +4,11 @@ Every file lstmusic produces is written to a temporary name in the same folder a
 renamed over the final name: `os.replace` is atomic on POSIX and Windows, so a reader (or a
 later run after a crash or kill -9) sees either the old file or the new one, never a torn one.
 Folders are built the same way: filled under a temporary name, then renamed into place.
+
+Nor does lstmusic replace what it did not write: every file it writes for a user carries MARK
+(a MIDI marker, a WAV's INFO chunk, a PNG's Software text, an XML comment, a JSON key) where
+`marked` finds it cheaply, and `check_replace` refuses, before any work, an output path that
+holds anything else unless the user asked for --force.
 """
 
 from __future__ import annotations
@@ -11,9 +16,59 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from lstmusic.errors import UserError
+
+MARK = "lstmusic"  # in every file written for a user: MARK_HEAD bytes from its start or
+MARK_HEAD, MARK_TAIL = 64 * 1024, 4 * 1024  # MARK_TAIL from its end
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def marked(path: Path) -> bool:
+    """Whether the regular file at `path` carries MARK near its start or its end (then
+    lstmusic wrote it, and may write it again)."""
+    mark = MARK.encode()
+    try:
+        # O_NONBLOCK: should a FIFO take the file's place after the caller's lstat, the open
+        # returns at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = f.read(MARK_HEAD)
+        if mark in head or len(head) < MARK_HEAD:
+            return mark in head
+        f.seek(max(MARK_HEAD - len(mark), os.fstat(fd).st_size - MARK_TAIL))
+        return mark in f.read(MARK_TAIL + len(mark))
+
+
+def check_replace(paths, force: bool = False) -> None:
+    """Refuse, in one line, to replace what lstmusic did not write: each of `paths` may be
+    absent or a regular file holding MARK; another file (or a link) only with `force`, saying
+    so on stderr; a folder, a FIFO or a device never. Call it before any work starts."""
+    for path in dict.fromkeys(Path(p) for p in paths if p is not None):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # absent (or under a file: the write itself says so)
+            continue
+        kind = next((name for test, name in _KINDS if test(mode)), None)
+        if kind:
+            raise UserError(f"{path}: exists and is {kind}, not a file lstmusic wrote; choose "
+                            "another name")
+        if stat.S_ISREG(mode) and marked(path):
+            continue
+        if not force:
+            raise UserError(f"{path}: exists and was not written by lstmusic; choose another "
+                            "name or add --force to replace it")
+        print(f"--force: replacing {path}, which lstmusic did not write", file=sys.stderr)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

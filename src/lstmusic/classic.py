@@ -97,7 +97,10 @@ class ClassicTokenizer(Tokenizer):
         return ids[: bars * TOKENS_PER_BAR]
 
     def events(self, path: Path) -> list[tuple[str, float]]:
-        return extract(midi_io.parse_music21(Path(path)))
+        path = Path(path)
+        if path.suffix.lower() in MIDI_SUFFIXES:
+            midi_io.load(path)  # the bounds first: music21 takes minutes over an absurd file
+        return extract(midi_io.parse_music21(path))
 
     def as_heard(self, path: Path) -> symusic.Score:
         """As read: classic keeps one part with fixed note lengths, nothing worth comparing."""

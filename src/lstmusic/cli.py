@@ -163,6 +163,7 @@ def cmd_train(args) -> int:
     if (data / "config.json").is_file() and (data / "model.safetensors").is_file():
         raise UserError(f"{data} is a run folder, not music: train on its data folder, or "
                         "start from its weights with --init-from")
+    _check_run_folder(run_dir)
     if not is_dataset(data):  # a SOURCE: prepare it into the run folder first (cached)
         prep = PrepareConfig(sources=(args.data,), out=run_dir / "data")
         prepare(prep, _Progress())
@@ -178,10 +179,44 @@ def cmd_train(args) -> int:
         heard = quick_samples(run_dir, n=cfg.samples)
         print(f"{cfg.samples} samples in {run_dir / 'samples'} (collapse rate "
               f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
-    print(f"best validation loss {result['best_val_loss']:.3f} nats/token (unigram "
-          f"baseline {result['unigram_nll']:.3f}) after {result['step']} steps; "
-          f"run folder: {run_dir}")
+    print("\n".join(verdict_lines(result)) + f"\nrun folder: {run_dir}")
     return 0
+
+
+def verdict_lines(result: dict) -> list[str]:
+    """How the run compares with what it had to beat: the unigram baseline (token counts
+    alone) and, when fine-tuned, the starting model's own loss on this data; said plainly
+    when it beat neither."""
+    best, unigram, start = (result["best_val_loss"], result["unigram_nll"],
+                            result.get("start_val_loss"))
+    def against(other: float, name: str) -> str:
+        side = "below" if best < other else "above"
+        return f"{abs(other - best):.3f} {side} {name} ({other:.3f})"
+
+    lines = [f"best validation loss {best:.3f} nats/token after {result['step']} steps: "
+             + against(unigram, "the unigram baseline")
+             + (", " + against(start, "the starting model") if start is not None else "")]
+    if best >= unigram or (start is not None and best >= start - 1e-6):
+        which = "the unigram baseline" if best >= unigram else "the starting model"
+        lines.append(f"this run is too short to have learned anything: no better than {which}"
+                     "; train longer (--max-minutes, --max-steps)"
+                     + (" (the starting model's weights are kept)" if start is not None
+                        and best >= start - 1e-6 else ""))
+    return lines
+
+
+def _check_run_folder(run_dir: Path) -> None:
+    """Train only into a new or empty folder, or a run folder (its config.json or last/, or
+    the data/ an earlier `train` of a SOURCE prepared there): never among a user's files."""
+    from lstmusic.dataset import is_dataset
+
+    if run_dir.is_dir() and not (run_dir / "config.json").is_file() \
+            and not (run_dir / "last").is_dir() and not is_dataset(run_dir / "data") \
+            and any(run_dir.iterdir()):
+        raise UserError(f"-o {run_dir}: a folder that is not a run folder (no config.json or "
+                        "last/) and not empty; choose a new folder")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"-o {run_dir}: exists and is not a folder; choose a new folder")
 
 
 def cmd_generate(args) -> int:
@@ -200,16 +235,18 @@ def cmd_generate(args) -> int:
     from lstmusic import atomic, writeout
     from lstmusic.compose import Composer
 
+    places = writeout.targets(out, cfg.n, outputs.audio, outputs.plot, [""] * cfg.n,
+                              outputs.score)
+    writeout.check_targets(places, outputs.force)  # before composing: nothing half done
+    atomic.check_replace([args.report], outputs.force)
     composer = Composer.load(args.run_dir, cfg.device)
     composition = composer.generate(cfg)
     pieces = composition.pieces
-    places = writeout.targets(out, len(pieces), outputs.audio, outputs.plot, [""] * len(pieces),
-                              outputs.score)
     titles = [f"{t.midi.name}: {composer.kind}, {p.report.bars} bars, T={cfg.temperature:g}, "
               f"top-p {cfg.top_p:g}, seed {cfg.seed}" for t, p in zip(places, pieces, strict=True)]
     places = [replace(t, title=title) for t, title in zip(places, titles, strict=True)]
     written = writeout.write_all([p.score for p in pieces], places, outputs.soundfont)
-    report = composition.to_json(written)
+    report = {"lstmusic_version": __version__, **composition.to_json(written)}
     if args.report:
         atomic.write_json(Path(args.report), report)
     for r in report["pieces"]:
@@ -252,6 +289,7 @@ def cmd_render(args) -> int:
     midi = Path(args.midi)
     score = read_midi(midi)
     place = writeout.targets(midi, 1, outputs.audio, outputs.plot, [midi.name], outputs.score)
+    writeout.check_targets(place, outputs.force, midi=False)
     written = writeout.write_all([score], place, outputs.soundfont, write_midi=False)[0]
     for path in (written.wav, written.png, *written.score):
         if path:

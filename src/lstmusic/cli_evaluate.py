@@ -44,6 +44,11 @@ def cmd_evaluate(args) -> int:
     cfg = settings(args, EvaluateConfig, "evaluate")
     run_dir = Path(args.run_dir)
     refuse_pickle(run_dir)
+    from lstmusic import atomic
+
+    # Where the user said to write (the default is the run folder's own file): checked
+    # before the evaluation's minutes of work.
+    atomic.check_replace([cfg.json, cfg.html], cfg.force)
     ev = run_evaluation(run_dir, cfg.data, cfg.samples, cfg.bars, cfg.samples_from, cfg.seed)
     print_skipped(ev.result["skipped"])
     print_summary(ev.result)
@@ -64,11 +69,11 @@ def cmd_evaluate(args) -> int:
 def _write_json(path: Path, result: dict, explicit: bool) -> None:
     import sys
 
-    from lstmusic import atomic
+    from lstmusic import __version__, atomic
     from lstmusic.errors import UserError
 
-    try:
-        atomic.write_json(path, result)
+    try:  # the version first: atomic.marked finds it at the start of a long file
+        atomic.write_json(path, {"lstmusic_version": __version__, **result})
     except OSError as exc:
         if explicit:
             raise UserError(f"--json {path}: cannot write ({exc.strerror or exc})") from None

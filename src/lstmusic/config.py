@@ -38,6 +38,11 @@ def flag(f) -> str:
     return "--" + f.metadata.get("flag", f.name).replace("_", "-")
 
 
+# How an error names what a field wants.
+_KIND_NAMES = {numbers.Integral: "a whole number", str: "text", bool: "true or false",
+               type(None): "none", (str, Path): "a path"}
+
+
 def _kinds(f) -> tuple[type, ...] | None:
     """The types a field's annotation allows, None for those not checked here (tuples, nested
     settings: their own class checks them)."""
@@ -63,16 +68,12 @@ def check_types(obj, name=flag) -> None:
             object.__setattr__(obj, f.name, value)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             want = " or ".join(sorted({_KIND_NAMES.get(k, "a number") for k in kinds}))
-            raise UserError(f"{name(f)} must be {want}, not {_short(value)}")
+            raise UserError(f"{name(f)} must be {want}, not {shown(value)}")
         if isinstance(value, str) and len(value) > MAX_TEXT:
             raise UserError(f"{name(f)} is {len(value):,} characters long, over the "
                             f"{MAX_TEXT:,} limit")
         if isinstance(value, str) and "Path" in str(f.type):
             object.__setattr__(obj, f.name, Path(value))
-
-
-_KIND_NAMES = {numbers.Integral: "a whole number", str: "text", bool: "true or false",
-               type(None): "none", (str, Path): "a path"}
 
 
 def check_limits(obj, name=flag) -> None:
@@ -83,12 +84,14 @@ def check_limits(obj, name=flag) -> None:
             continue
         lo, hi = limits
         if not lo <= value <= hi:  # written so that NaN fails too
-            raise UserError(f"{name(f)} must be {lo:,}..{hi:,}, not {_short(value)}")
+            raise UserError(f"{name(f)} must be {lo:,}..{hi:,}, not {shown(value)}")
 
 
-def _short(value) -> str:
+def shown(value) -> str:
+    """A value as an error line shows it: its repr, cut to 40 characters."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
 
 TOKENIZERS = ("remi", "tsd", "midilike", "classic")
 SPECIAL_TOKENS = ("PAD_None", "BOS_None", "EOS_None")
@@ -192,7 +195,7 @@ class ModelConfig:
         for name, (lo, hi) in MODEL_LIMITS.items():
             if not lo <= getattr(self, name) <= hi:
                 raise UserError(f"model {name} must be {lo:,}..{hi:,}, not "
-                                f"{_short(getattr(self, name))}")
+                                f"{shown(getattr(self, name))}")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model dropout must be in [0, 1), not {self.dropout}")
         if self.parameters > MAX_PARAMETERS:
@@ -261,6 +264,10 @@ class TrainConfig:
     max_minutes: float = opt(0.0, "time budget in minutes; ends cleanly with a checkpoint "
                                   "(0: none)", limits=(0, 525_600))  # a year
     eval_every: int = opt(100, "steps between validations", limits=(1, MAX_STEPS))
+    eval_seconds: float = opt(30.0, "also validate when this many seconds have passed since "
+                                    "the last validation, so a short run has a curve (0: by "
+                                    "steps only; never more than a tenth of the time)",
+                              limits=(0, 86_400))
     eval_tokens: int = opt(50_000, "held-out tokens scored per validation (at most)",
                            limits=(0, 100_000_000))
     checkpoint_every: int = opt(100, "steps between saves of RUN_DIR/last",
@@ -271,6 +278,8 @@ class TrainConfig:
     # tables hold 2k+1 rows, and no shift beyond the 128 MIDI pitches keeps any
     transpose: int = opt(6, "random transposition, +- semitones (0: off)", limits=(0, 127))
     velocity_shift: int = opt(0, "random velocity shift, +- bins (0: off)", limits=(0, 127))
+    tempo_shift: int = opt(0, "random tempo shift of each training window, +- tempo bins "
+                              "(a time-stretch; 0: off)", limits=(0, 127))
     init_from: str = opt("", "start from this run folder's weights (same tokenizer); "
                              "'bundled' for the model that ships with lstmusic",
                          metavar="RUN_DIR")
@@ -433,6 +442,7 @@ class OutputConfig:
                                 metavar="SF2")
     score: bool = opt(False, "also write the sheet music: OUT.musicxml and its engraved pages "
                              "OUT.svg, OUT-2.svg...")
+    force: bool = opt(False, "replace existing files that lstmusic did not write")
 
     def __post_init__(self):
         check_types(self)
@@ -466,6 +476,7 @@ class EvaluateConfig:
     html: str | None = opt(None, "also write a self-contained page with piano rolls and "
                                  "audio", metavar="OUT.html")
     seed: int = opt(0, "seed of the samples", limits=(0, MAX_SEED))
+    force: bool = opt(False, "replace existing files that lstmusic did not write")
 
     def __post_init__(self):
         check_types(self)

@@ -598,7 +598,7 @@ class Dataset:
     def tokenizer(self):
         from lstmusic.tokenizer import tokenizer_from_dict
 
-        return tokenizer_from_dict(self.tokenizer_dict)
+        return tokenizer_from_dict(self.tokenizer_dict, str(self.root / TOKENIZER))
 
 
 def _check_manifest(root: Path, manifest, tokenizer_dict, ids) -> None:

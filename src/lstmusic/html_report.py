@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmusic import atomic
+from lstmusic import __version__, atomic
 from lstmusic.errors import UserError
 
 AUDIO_BARS = 8  # bars of each sample rendered to sound
@@ -51,7 +51,8 @@ text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}.muted{c
 def write_html(evaluation, path: Path, soundfont=None) -> Path:
     """Write the page of an `evaluate.Evaluation` to `path` (atomically); returns `path`."""
     r = evaluation.result
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lstmusic evaluation: "
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><meta name='generator' "
+             f"content='lstmusic {_e(__version__)}'><title>lstmusic evaluation: "
              f"{_e(r['run']['path'])}</title><style>{CSS}</style></head><body>",
              f"<h1>Evaluation of {_e(r['run']['path'])}</h1>",
              _settings_section(r), _curves_section(Path(evaluation.run_dir)),

@@ -49,7 +49,6 @@ def load(path: Path, keep_programs: bool = False, keep_drums: bool = False) -> s
     if path.suffix.lower() in MIDI_SUFFIXES:
         raw = _read_midi(bounded.read_bytes(path, MAX_FILE_BYTES))
     else:
-        _check_score_file(path)
         raw = _read_with_music21(path)
     return normalise(raw, keep_programs, keep_drums)
 
@@ -199,6 +198,7 @@ def parse_music21(path: Path):
     """Parse with music21, never touching its pickle cache (we never unpickle anything)."""
     from music21 import converter
 
+    _check_score_file(Path(path))  # music21 opens it itself: no FIFO, no device, no giant
     try:
         return converter.parse(str(path), forceSource=True, storePickle=False)
     # music21's parsers raise many unrelated exception types on malformed input.

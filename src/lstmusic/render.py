@@ -4,7 +4,9 @@ Audio goes through the `fluidsynth` command-line program with a General MIDI Sou
 renders ~100x faster than real time and needs no audio device in its fast-render mode). The
 picture is drawn with matplotlib: pitch over time in quarter-note beats, bar lines from the
 score's time signatures, notes coloured by velocity. Both files are written atomically, so
-a reader never sees a half-written one. matplotlib is imported only when a plot is asked for.
+a reader never sees a half-written one, and both carry lstmusic's mark (atomic.MARK: the
+WAV in an INFO chunk after the samples, the PNG as its Software text). matplotlib is
+imported only when a plot is asked for.
 
 FluidSynth exits 0 even when it could not write all of its output (a full disk) and plays a
 file to its last event, however far that is, so a render is bounded and checked here: music
@@ -186,6 +188,7 @@ class _Render:
         if cut:
             _cut_wav(tmp, round((self.seconds + TAIL_S) * self.rate))
         self._check_length(tmp, said)
+        _mark_wav(tmp)
         _check_wav(tmp, self.rate, f"{self.midi} with {self.sf2}", said)
 
     def _wait(self, proc: subprocess.Popen, tmp: Path) -> tuple[str, bool]:
@@ -261,6 +264,21 @@ def _cut_wav(path: Path, frames: int) -> None:
         f.write(struct.pack("<I", start + keep - 8))
 
 
+def _mark_wav(path: Path) -> None:
+    """Append a RIFF LIST/INFO chunk naming lstmusic as the software (ISFT) after FluidSynth's
+    chunks, and set the RIFF size to match: atomic.marked finds it in the file's last bytes,
+    and players skip chunks they do not know."""
+    text = atomic.MARK.encode() + b"\0"
+    isft = b"ISFT" + struct.pack("<I", len(text)) + text + b"\0" * (len(text) & 1)
+    info = b"LIST" + struct.pack("<I", 4 + len(isft)) + b"INFO" + isft
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.write(b"\0" * (end & 1) + info)  # chunks start at even offsets
+        size = f.tell()
+        f.seek(4)
+        f.write(struct.pack("<I", size - 8))
+
+
 def _check_wav(path: Path, sample_rate: int, what: str, said: str = "") -> None:
     """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout (`said`:
     FluidSynth's last message, its own reason when it could not read the file)."""
@@ -309,7 +327,8 @@ def plot_piano_roll(
     if not len(notes["pitch"]):
         ax.text(0.5, 0.5, "no pitched notes", transform=ax.transAxes, ha="center", va="center")
     try:
-        atomic.write_with(Path(png_path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        atomic.write_with(Path(png_path), lambda tmp: fig.savefig(
+            tmp, format="png", dpi=110, metadata={"Software": atomic.MARK}))
     except OSError as exc:  # a full disk: one line, and atomic.write_with left no temp file
         raise UserError(f"{png_path}: cannot write ({exc.strerror or exc}); nothing kept") \
             from None

@@ -13,6 +13,7 @@ This module imports no torch until `load_run` is called, so listing runs stays q
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import shutil
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -21,7 +22,7 @@ from pathlib import Path
 from lstmusic import atomic
 from lstmusic.bounded import read_json_file
 from lstmusic.checkpoint import CONFIG, WEIGHTS, refuse_pickle
-from lstmusic.config import ModelConfig, TrainConfig, check_types
+from lstmusic.config import ModelConfig, TrainConfig, check_types, shown
 from lstmusic.errors import UserError
 
 MAX_CONFIG_BYTES = 64 * 2**20  # a config.json with a 1M-token vocabulary is ~20 MB
@@ -162,7 +163,7 @@ def _get(d: dict, key: str, kinds, default=...):
             raise UserError(f"no {key}")
         return default
     if not isinstance(d[key], kinds):
-        raise UserError(f"{key} must be a JSON {_json_kind(kinds)}, not {_short(d[key])}")
+        raise UserError(f"{key} must be a JSON {_json_kind(kinds)}, not {shown(d[key])}")
     return d[key]
 
 
@@ -174,13 +175,15 @@ def _json_kind(kinds) -> str:
 
 def _count(value, what: str, least: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= 2**53:
-        raise UserError(f"{what} must be a whole number from {least}, not {_short(value)}")
+        raise UserError(f"{what} must be a whole number from {least}, not {shown(value)}")
     return value
 
 
 def _number(value, what: str) -> float | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        raise UserError(f"{what} must be a number, not {_short(value)}")
+    """A finite number or None (the studio sends these as JSON, which has no NaN)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not math.isfinite(value)):
+        raise UserError(f"{what} must be a finite number, not {shown(value)}")
     return value
 
 
@@ -190,10 +193,6 @@ def _metrics(metrics: dict) -> dict:
         _number(value, f"metrics {name}")
     return metrics
 
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def bundled_run_dir() -> Path:

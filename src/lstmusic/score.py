@@ -143,7 +143,7 @@ def write_musicxml(score, path: Path, title: str) -> Path:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     data = GeneralObjectExporter(to_music21(score, title)).parse()
-    atomic.write_bytes(Path(path), data)
+    atomic.write_bytes(Path(path), _marked(data.decode()).encode())
     return Path(path)
 
 
@@ -165,11 +165,32 @@ def engrave(musicxml: Path, svg: Path) -> list[Path]:
     out = []
     for page in range(1, pages + 1):
         path = svg if page == 1 else svg.with_name(f"{svg.stem}-{page}{svg.suffix}")
-        atomic.write_bytes(path, tk.renderToSVG(page).encode())
+        atomic.write_bytes(path, _marked(tk.renderToSVG(page)).encode())
         out.append(path)
-    # When each engraved note sounds (ms), for a player to follow the score: STEM.timemap
-    atomic.write_json(svg.with_suffix(".timemap"), tk.renderToTimemap())
+    # When each engraved note sounds (ms), for a player to follow the score: STEM.timemap;
+    # its first moment also says who wrote it (a player reads only tstamp and on).
+    moments = tk.renderToTimemap()
+    if moments:
+        moments[0] = {"generator": atomic.MARK, **moments[0]}
+    atomic.write_json(svg.with_suffix(".timemap"), moments)
     return out
+
+
+def _marked(xml: str) -> str:
+    """MusicXML or SVG text with atomic.MARK as a comment at its start (after the XML
+    declaration, which must come first)."""
+    comment = f"<!-- {atomic.MARK} -->\n"
+    if xml.startswith("<?xml") and (end := xml.find("?>")) >= 0:
+        return xml[:end + 2] + "\n" + comment + xml[end + 2:].lstrip("\n")
+    return comment + xml
+
+
+def score_paths(stem: Path) -> list[Path]:
+    """Every file `write_score(..., stem, ...)` may write: STEM.musicxml, STEM.timemap and up
+    to MAX_PAGES pages STEM.svg, STEM-2.svg..."""
+    svg = Path(stem).with_suffix(".svg")
+    pages = [svg.with_name(f"{svg.stem}-{page}{svg.suffix}") for page in range(2, MAX_PAGES + 1)]
+    return [svg.with_suffix(".musicxml"), svg, svg.with_suffix(".timemap"), *pages]
 
 
 def write_score(score, stem: Path, title: str) -> list[Path]:

@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from lstmusic import __version__, atomic, checkpoint
-from lstmusic.config import PAD, TrainConfig
+from lstmusic.config import MAX_STEPS, PAD, TrainConfig
 from lstmusic.dataset import Dataset
 from lstmusic.errors import UserError
 from lstmusic.model import MusicLSTM
@@ -38,6 +38,10 @@ from lstmusic.vocab import Vocabulary
 from lstmusic.windows import Spans, WindowSampler, spans, unigram_nll, validation_batches
 
 __all__ = ["TrainConfig", "train", "evaluate"]
+
+# The peak learning rate of fine-tuning, as a share of --lr (measured: benchmarks/RESULTS.md,
+# "Fine-tuning's learning rate").
+FINE_TUNE_LR = 1.0
 
 
 def loss_of(model, ids, style):
@@ -65,12 +69,16 @@ def learning_rate(cfg: TrainConfig, step: int, time_used: float = 0.0) -> float:
     """Linear warm-up, then a cosine down to a tenth of `lr`. With a time budget the cosine
     follows whichever runs out first, steps or time (`time_used`, 0..1), so a run cut by
     `--max-minutes` still ends on a low learning rate; warm-up is at most a tenth of the
-    steps and ends early if it would eat more than 5 % of the time."""
-    warm = min(cfg.warmup_steps, cfg.max_steps // 10)
+    steps and ends early if it would eat more than 5 % of the time. Fine-tuning (`init_from`)
+    has no warm-up and a peak of FINE_TUNE_LR x `lr`: a model that already knows music is
+    undone by a climb to the rate that suits random weights."""
+    peak, warm = cfg.lr, min(cfg.warmup_steps, cfg.max_steps // 10)
+    if cfg.init_from:
+        peak, warm = cfg.lr * FINE_TUNE_LR, 0
     if step < warm and time_used < 0.05:
-        return cfg.lr * (step + 1) / warm
+        return peak * (step + 1) / warm
     progress = max((step - warm) / max(1, cfg.max_steps - warm), time_used)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 # ---------------------------------------------------------------- devices and processes
@@ -304,6 +312,7 @@ def _open_data(data: Path, run_dir: Path) -> _Data:
         raise UserError(f"{data}: no validation files; prepare at least two files")
     if not len(train_files) or train_files.framed_lengths.max() < 3:
         raise UserError(f"{data}: too small for a single training window")
+    ds.tokenizer()  # the saved tokenizer is checked (one line naming the file) before use
     _check_run_dir(run_dir, vocab, ds.manifest["tokenizer"])
     record = DataRecord(
         path=str(data), inputs_key=ds.manifest.get("inputs_key"),
@@ -339,8 +348,14 @@ class _Loop:
     step: int = 0
     best: float = float("inf")
     bad_evals: int = 0
+    # the best of the validations made by steps, which alone move the patience count, so
+    # that when a run stops does not depend on the machine's speed
+    patience_best: float = float("inf")
     rows: list = field(default_factory=list)
     lr: float = 0.0  # of the last step
+    last_eval: float = 0.0  # seconds into the run of the last validation
+    eval_cost: float = 0.0  # seconds the last validation took
+    start_val: float | None = None  # the starting model's validation loss (fine-tuning)
 
 
 def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
@@ -348,18 +363,18 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if cfg.epochs:
         tokens = int(d.train.lengths.sum()) + len(d.train)  # each file's ids + EOS
         per_step = cfg.batch_size * cfg.seq_len * setup.world
-        cfg = replace(cfg, max_steps=max(1, math.ceil(cfg.epochs * tokens / per_step)))
+        steps = max(1, math.ceil(cfg.epochs * tokens / per_step))
+        if steps > MAX_STEPS:
+            raise UserError(f"--epochs {cfg.epochs:g} is {steps:,} steps on this dataset, over "
+                            f"the {MAX_STEPS:,} limit; ask for fewer epochs")
+        cfg = replace(cfg, max_steps=steps)
     torch.manual_seed(cfg.seed + setup.rank)
     trained = _model(cfg, d).to(setup.device)
     model = trained
     if setup.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(trained)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    vocab = Vocabulary(d.vocab)
-    sampler = WindowSampler(
-        d.train, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
-        shifts=vocab.shift_tables(cfg.transpose) if cfg.transpose else None,
-        velocities=vocab.velocity_tables(cfg.velocity_shift) if cfg.velocity_shift else None)
+    sampler = _sampler(cfg, d, setup)
     unigram = unigram_nll(d.dataset, d.train, d.validation, len(d.vocab))
     run = Run(model=trained.cfg, tokenizer=d.tokenizer, train=cfg, styles=tuple(d.styles),
               data=d.record, unigram_nll=unigram, world_size=setup.world,
@@ -370,6 +385,7 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if resume:
         state = _load_last(run_dir, trained, opt, sampler, setup)
         loop.step, loop.best, loop.bad_evals = state["step"], state["best_val"], state["bad_evals"]
+        loop.patience_best = state.get("patience_best", loop.best)
         loop.rows = state.get("rows", [])
     run_dir.mkdir(parents=True, exist_ok=True)
     loop.board = _tensorboard(run_dir) if cfg.tensorboard and setup.main else None
@@ -380,7 +396,18 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     if stop:
         loop.log(f"{stop}; step {loop.step}")
     return {"step": loop.step, "best_val_loss": loop.best, "unigram_nll": unigram,
-            "rows": loop.rows, "stopped": stop, "rank": setup.rank}
+            "start_val_loss": loop.start_val, "rows": loop.rows, "stopped": stop,
+            "rank": setup.rank}
+
+
+def _sampler(cfg: TrainConfig, d: _Data, setup: _Setup) -> WindowSampler:
+    """Training windows with the augmentations asked for (one table per kind)."""
+    vocab = Vocabulary(d.vocab)
+    return WindowSampler(
+        d.train, cfg.seq_len, cfg.batch_size, seed=cfg.seed + 1_000_003 * setup.rank,
+        shifts=vocab.shift_tables(cfg.transpose) if cfg.transpose else None,
+        velocities=vocab.velocity_tables(cfg.velocity_shift) if cfg.velocity_shift else None,
+        tempos=vocab.tempo_tables(cfg.tempo_shift) if cfg.tempo_shift else None)
 
 
 def _run_loop(loop: _Loop, progress: bool) -> str:
@@ -390,21 +417,31 @@ def _run_loop(loop: _Loop, progress: bool) -> str:
                     loop.log)
     t0 = time.perf_counter() - (loop.rows[-1]["seconds"] if loop.rows else 0)
     t_start, tokens_seen, stop = time.perf_counter(), 0, ""
+    if cfg.init_from and not loop.rows:
+        # The starting model's own loss on this data, first: the point fine-tuning must beat,
+        # and the weights kept if it never does.
+        _validate(loop, float("nan"), 0.0, t0)
+        loop.start_val = loop.rows[0]["val_loss"]
+    elif cfg.init_from:
+        loop.start_val = loop.rows[0]["val_loss"]
     loop.model.train()
     try:
         while loop.step < cfg.max_steps and not stop:
-            mean_loss, used, tokens = _step(loop, t0)
+            mean_loss, used, tokens, due = _step(loop, t0)
             out_of_time = used >= 1.0
             tokens_seen += tokens
             tps = tokens_seen / max(time.perf_counter() - t_start, 1e-9)
             bar.update(loop.step, mean_loss, tps, time.perf_counter() - t0)
-            if loop.step % cfg.eval_every == 0 or loop.step == cfg.max_steps or out_of_time:
-                stop = _validate(loop, mean_loss, tps, t0)
+            by_steps = (loop.step % cfg.eval_every == 0 or loop.step == cfg.max_steps
+                        or out_of_time)
+            if by_steps or due:
+                stop = _validate(loop, mean_loss, tps, t0, counted=by_steps)
             if out_of_time:
                 stop = f"time budget of {cfg.max_minutes:g} min reached"
             if loop.step % cfg.checkpoint_every == 0 or loop.step == cfg.max_steps or stop:
                 _save_last(loop.run_dir, loop.trained, loop.opt, loop.step, loop.sampler,
                            {"best_val": loop.best, "bad_evals": loop.bad_evals,
+                            "patience_best": loop.patience_best,
                             "rows": loop.rows}, setup)
     finally:
         bar.close()
@@ -413,9 +450,9 @@ def _run_loop(loop: _Loop, progress: bool) -> str:
     return stop
 
 
-def _step(loop: _Loop, t0: float) -> tuple[float, float, int]:
+def _step(loop: _Loop, t0: float) -> tuple[float, float, int, bool]:
     """One optimisation step: (mean loss over processes, share of the time budget used,
-    tokens supervised on all processes)."""
+    tokens supervised on all processes, whether a validation is due by time)."""
     cfg, setup = loop.cfg, loop.setup
     ids, style = loop.sampler.sample()
     ids, style = ids.to(setup.device), style.to(setup.device)
@@ -423,8 +460,14 @@ def _step(loop: _Loop, t0: float) -> tuple[float, float, int]:
         loss = loss_of(loop.model, ids, style)
     elapsed = time.perf_counter() - t0
     used = elapsed / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
-    # One value for all processes, so that they agree on the rate and on stopping.
-    mean_loss, used = setup.all_mean([float(loss.detach()), used])
+    # One value for all processes, so that they agree on the rate, on stopping and on when
+    # to validate.
+    mean_loss, used, elapsed, cost = setup.all_mean(
+        [float(loss.detach()), used, elapsed, loop.eval_cost])
+    # By time as well as by steps, so that a short run has a curve; never more often than
+    # ten times a validation's own cost, so that it stays a tenth of the time at most.
+    due = bool(cfg.eval_seconds) and elapsed - loop.last_eval >= max(cfg.eval_seconds,
+                                                                     10 * cost)
     if not math.isfinite(mean_loss):
         kept = (f"the last good checkpoint is kept in {loop.run_dir}"
                 if (loop.run_dir / checkpoint.CONFIG).exists() else "no checkpoint was written")
@@ -437,24 +480,34 @@ def _step(loop: _Loop, t0: float) -> tuple[float, float, int]:
         group["lr"] = loop.lr
     loop.opt.step()
     loop.step += 1
-    return mean_loss, used, int((ids[:, 1:] != PAD).sum()) * setup.world
+    return mean_loss, used, int((ids[:, 1:] != PAD).sum()) * setup.world, due
 
 
-def _validate(loop: _Loop, mean_loss: float, tps: float, t0: float) -> str:
-    """Score the held-out windows, keep the best weights; returns a reason to stop or ''."""
+def _validate(loop: _Loop, mean_loss: float, tps: float, t0: float,
+              counted: bool = True) -> str:
+    """Score the held-out windows, keep the best weights; returns a reason to stop or ''.
+    Only `counted` validations (made by steps, not by time) move the patience count."""
     setup = loop.setup
+    started = time.perf_counter()
     metrics = setup.from_main(
         evaluate(loop.trained, loop.val, setup.device, setup.autocast) if setup.main else None)
+    loop.last_eval, loop.eval_cost = started - t0, time.perf_counter() - started
     row = {"step": loop.step, "seconds": round(time.perf_counter() - t0, 2),
            "train_loss": mean_loss, **metrics, "lr": loop.lr, "tokens_per_s": round(tps, 1)}
     loop.rows.append(row)
-    loop.log(f"step {loop.step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
-             f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
+    if math.isnan(mean_loss):  # before the first step: the starting model's own figures
+        loop.log(f"step 0: val {row['val_loss']:.3f}  acc {row['val_accuracy']:.3f}  (the "
+                 "starting model, before training)")
+    else:
+        loop.log(f"step {loop.step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
+                 f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
     if metrics["val_loss"] < loop.best:
-        loop.best, loop.bad_evals = metrics["val_loss"], 0
+        loop.best = metrics["val_loss"]
         if setup.main:
             save_run(loop.run_dir, loop.trained, replace(loop.run, step=loop.step, metrics=row))
-    else:
+    if counted and metrics["val_loss"] < loop.patience_best:
+        loop.patience_best, loop.bad_evals = metrics["val_loss"], 0
+    elif counted:
         loop.bad_evals += 1
     if setup.main:
         _write_metrics(loop.run_dir, loop.rows, loop.run.unigram_nll, loop.board)

@@ -121,10 +121,26 @@ class Vocabulary:
     def velocity_tables(self, max_shift: int) -> np.ndarray:
         """(2 * max_shift + 1, V) id maps moving each Velocity_ token by k - max_shift bins,
         clamped to the loudest and softest bins (a dynamics change, never out of range)."""
-        velocities = sorted((int(t.split("_")[1]), i) for i, t in enumerate(self.tokens)
-                            if t.startswith("Velocity_") and t.split("_")[1].isdigit())
+        return self._bin_tables("Velocity", max_shift)
+
+    def tempo_tables(self, max_shift: int) -> np.ndarray:
+        """(2 * max_shift + 1, V) id maps moving each Tempo_ token by k - max_shift bins,
+        clamped to the fastest and slowest: a window played a little faster or slower, its
+        notes where they are in the bar (a time-stretch, as the music's own tempo changes)."""
+        return self._bin_tables("Tempo", max_shift)
+
+    def _bin_tables(self, kind: str, max_shift: int) -> np.ndarray:
+        values = []
+        for i, t in enumerate(self.tokens):
+            k, sep, value = t.partition("_")
+            if sep and k == kind:
+                try:
+                    values.append((float(value), i))
+                except ValueError:
+                    continue
+        values.sort()
         table = np.tile(np.arange(len(self)), (2 * max_shift + 1, 1))
         for row, k in enumerate(range(-max_shift, max_shift + 1)):
-            for rank, (_, i) in enumerate(velocities):
-                table[row, i] = velocities[min(max(rank + k, 0), len(velocities) - 1)][1]
+            for rank, (_, i) in enumerate(values):
+                table[row, i] = values[min(max(rank + k, 0), len(values) - 1)][1]
         return table

@@ -6,9 +6,9 @@ so `train`'s memory does not grow with the corpus, and the processes of one node
 torchrun share one copy of the tokens through the page cache.
 
 Augmentation works on ids through precomputed tables (one row per shift, made by
-`vocab.Vocabulary.shift_tables` and `velocity_tables`), so a window is transposed with one
-gather: a shift is drawn among those that keep every token of the window in the vocabulary,
-so notes never fall out of range.
+`vocab.Vocabulary.shift_tables`, `velocity_tables` and `tempo_tables`), so a window is
+transposed (or played louder, or faster) with one gather: a shift is drawn among those that
+keep every token of the window in the vocabulary, so notes never fall out of range.
 """
 
 from __future__ import annotations
@@ -74,11 +74,12 @@ class WindowSampler:
     """Random training windows, reproducible from (and resumable with) its numpy state."""
 
     def __init__(self, files: Spans, seq_len: int, batch: int, seed: int,
-                 shifts: np.ndarray | None = None, velocities: np.ndarray | None = None):
+                 shifts: np.ndarray | None = None, velocities: np.ndarray | None = None,
+                 tempos: np.ndarray | None = None):
         if not len(files):
             raise UserError("the dataset has no training files")
         self.files, self.seq_len, self.batch = files, seq_len, batch
-        self.shifts, self.velocities = shifts, velocities
+        self.shifts, self.velocities, self.tempos = shifts, velocities, tempos
         lengths = files.framed_lengths.astype(np.float64)
         self.weights = lengths / lengths.sum()
         self.rng = np.random.default_rng(seed)
@@ -99,6 +100,8 @@ class WindowSampler:
                 window = self.shifts[self.rng.choice(ok), window]
             if self.velocities is not None:
                 window = self.velocities[self.rng.integers(len(self.velocities)), window]
+            if self.tempos is not None:
+                window = self.tempos[self.rng.integers(len(self.tempos)), window]
             out[b, : len(window)] = window
         return torch.from_numpy(out), torch.from_numpy(style)
 

@@ -1,13 +1,15 @@
 """Pieces to files: MIDI, WAV and piano-roll PNG, the one way every command writes them.
 
 `write_all` is what `generate`, `render`, the studio, the end of training and the evaluation
-page call. It writes each MIDI file first (atomically), then renders the WAVs in FluidSynth's
-own processes while this thread draws the piano rolls: on two cores that overlaps most of
-both. A piece with no notes gets no WAV (FluidSynth would write silence); `Written.wav` is
-then None. When anything fails, or the command is stopped (Ctrl-C, SIGTERM), the renders still
-running are cancelled, so no FluidSynth and no temporary file outlives the command.
-`reproduce_command` is the `lstmusic generate` line that writes a piece again,
-built from `GenerateConfig`'s fields, so a new option is in it without a change here.
+page call. It writes each MIDI file first (atomically, with lstmusic's mark: `midi_bytes`),
+then renders the WAVs in FluidSynth's own processes while this thread draws the piano rolls:
+on two cores that overlaps most of both. A piece with no notes gets no WAV (FluidSynth would
+write silence); `Written.wav` is then None. When anything fails, or the command is stopped
+(Ctrl-C, SIGTERM), the renders still running are cancelled, so no FluidSynth and no
+temporary file outlives the command. `check_targets`, called by the commands before any
+work, refuses to replace a file lstmusic did not write. `reproduce_command` is the
+`lstmusic generate` line that writes a piece again, built from `GenerateConfig`'s fields, so
+a new option is in it without a change here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class Target:
     png: Path | None = None
     title: str = ""
     score: Path | None = None  # sheet music: STEM.musicxml, STEM.svg, STEM-2.svg...
+
+    def paths(self, midi: bool = True) -> list[Path]:
+        """Every file writing this target may replace (the MIDI file only if `midi`)."""
+        from lstmusic.score import score_paths
+
+        out = [self.midi if midi else None, self.wav, self.png]
+        return [p for p in out if p] + (score_paths(self.score) if self.score else [])
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,12 @@ def targets(out: Path, n: int, audio: str | None, plot: str | None,
     return [Target(m, beside(audio, m, ".wav"), beside(plot, m, ".png"), title,
                    m.with_suffix("") if score else None)
             for m, title in zip(midis, titles, strict=True)]
+
+
+def check_targets(targets: list[Target], force: bool, midi: bool = True) -> None:
+    """Refuse, before any work, to replace a file lstmusic did not write (atomic.check_replace)
+    at any path of `targets` (their MIDI files only if `midi`)."""
+    atomic.check_replace([p for t in targets for p in t.paths(midi)], force)
 
 
 def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi: bool = True,
@@ -124,9 +139,20 @@ def _write_midi(score, path: Path) -> None:
     from lstmusic.errors import UserError
 
     try:
-        atomic.write_bytes(path, score.dumps_midi())
+        atomic.write_bytes(path, midi_bytes(score))
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc}); nothing kept") from None
+
+
+def midi_bytes(score) -> bytes:
+    """The MIDI file of `score`, with atomic.MARK as a marker at time 0 (once: a piece read
+    from an lstmusic file has it already). Tokenizers read notes only: the music is unchanged."""
+    import symusic
+
+    if not any(m.text == atomic.MARK for m in score.markers):
+        score = score.copy()
+        score.markers.append(symusic.TextMeta(0, atomic.MARK, ttype=score.ttype))
+    return score.dumps_midi()
 
 
 @contextmanager
