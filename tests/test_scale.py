@@ -161,3 +161,23 @@ def test_prepare_workers_end_with_their_parent_after_kill_9(tmp_path):
                  and open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
         time.sleep(0.05)
     assert not alive, "workers outlived a killed prepare"
+
+
+def test_a_format_1_dataset_is_still_read_and_merged(tmp_path, capsys):
+    src = _corpus(tmp_path / "src", n=6, broken=False)
+    for name in ("a", "b"):
+        prepare(PrepareConfig((str(src / name),), tmp_path / name, workers=1))
+        manifest_path = tmp_path / name / "manifest.json"
+        m = json.loads(manifest_path.read_text())
+        m["format"] = 1
+        for row in m["files"] + m["skipped"]:
+            row.pop("index", None)
+        m.pop("shard", None)
+        manifest_path.write_text(json.dumps(m))
+    ds = Dataset.open(tmp_path / "a")
+    assert len(spans(ds, "train")) + len(spans(ds, "validation")) == len(ds.manifest["files"])
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o",
+                 str(tmp_path / "ab")]) == 0
+    merged = json.loads((tmp_path / "ab" / "manifest.json").read_text())
+    assert merged["format"] == 2 and merged["totals"]["files"] == 6
+    assert [f["path"].split("/")[0] for f in merged["files"]] == ["a"] * 3 + ["b"] * 3

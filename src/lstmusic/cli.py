@@ -26,77 +26,17 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-class _Progress:
-    """Progress over files with their rate and the time left: a rich bar on a terminal, and
-    a plain line every LOG_EVERY seconds in a log file (a cluster job's log shows progress
-    too); skipped files are listed when it ends."""
-
-    LOG_EVERY = 15.0
-
-    def __init__(self):
-        self.bar = self.task = None
-        self.total = self.done = self.first = 0
-        self.t0 = self.logged = 0.0
-
-    def start(self, total: int, done: int = 0) -> None:
-        import time
-
-        self.total, self.done, self.first = total, done, done
-        self.t0 = self.logged = time.monotonic()
-        if done < total and sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=_console(stderr=True),
-                                transient=True)
-            self.task = self.bar.add_task("tokenizing", total=total, completed=done)
-            self.bar.start()
-
-    def advance(self) -> None:
-        import time
-
-        self.done += 1
-        now = time.monotonic()
-        rate = (self.done - self.first) / max(now - self.t0, 1e-9)
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=f"tokenizing, {rate:.1f} files/s")
-        elif now - self.logged >= self.LOG_EVERY:
-            self.logged = now
-            left = (self.total - self.done) / max(rate, 1e-9)
-            print(f"tokenizing: {self.done:,}/{self.total:,} files, {rate:.1f} files/s, about "
-                  f"{_duration(left)} left", file=sys.stderr, flush=True)
-
-    def finish(self, skipped: list[dict]) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-        for s in skipped:
-            print(f"skip {s['path']}: {s['reason']}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def cmd_prepare(args) -> int:
     import time
 
     from lstmusic.config import PrepareConfig
     from lstmusic.dataset import prepare
-    from lstmusic.report import summary_lines
+    from lstmusic.report import FileProgress, summary_lines
 
     t0 = time.perf_counter()
     cfg = settings(args, PrepareConfig, "prepare", sources=tuple(args.sources),
                    out=Path(args.output))
-    manifest = prepare(cfg, _Progress())
+    manifest = prepare(cfg, FileProgress())
     print("\n".join(summary_lines(manifest, time.perf_counter() - t0)))
     print(f"dataset {'unchanged' if manifest.get('up_to_date') else 'written'}: {cfg.out}")
     return 0
@@ -156,6 +96,8 @@ def cmd_train(args) -> int:
     from lstmusic.checkpoint import refuse_pickle
     from lstmusic.config import PrepareConfig, TrainConfig
     from lstmusic.dataset import is_dataset, prepare
+    from lstmusic.report import FileProgress, verdict_lines
+    from lstmusic.run import check_run_folder
 
     cfg = settings(args, TrainConfig, "train")
     refuse_pickle(Path(args.data))
@@ -163,10 +105,10 @@ def cmd_train(args) -> int:
     if (data / "config.json").is_file() and (data / "model.safetensors").is_file():
         raise UserError(f"{data} is a run folder, not music: train on its data folder, or "
                         "start from its weights with --init-from")
-    _check_run_folder(run_dir)
+    check_run_folder(run_dir)
     if not is_dataset(data):  # a SOURCE: prepare it into the run folder first (cached)
         prep = PrepareConfig(sources=(args.data,), out=run_dir / "data")
-        prepare(prep, _Progress())
+        prepare(prep, FileProgress())
         data = prep.out
     from lstmusic.train import train
 
@@ -181,42 +123,6 @@ def cmd_train(args) -> int:
               f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
     print("\n".join(verdict_lines(result)) + f"\nrun folder: {run_dir}")
     return 0
-
-
-def verdict_lines(result: dict) -> list[str]:
-    """How the run compares with what it had to beat: the unigram baseline (token counts
-    alone) and, when fine-tuned, the starting model's own loss on this data; said plainly
-    when it beat neither."""
-    best, unigram, start = (result["best_val_loss"], result["unigram_nll"],
-                            result.get("start_val_loss"))
-    def against(other: float, name: str) -> str:
-        side = "below" if best < other else "above"
-        return f"{abs(other - best):.3f} {side} {name} ({other:.3f})"
-
-    lines = [f"best validation loss {best:.3f} nats/token after {result['step']} steps: "
-             + against(unigram, "the unigram baseline")
-             + (", " + against(start, "the starting model") if start is not None else "")]
-    if best >= unigram or (start is not None and best >= start - 1e-6):
-        which = "the unigram baseline" if best >= unigram else "the starting model"
-        lines.append(f"this run is too short to have learned anything: no better than {which}"
-                     "; train longer (--max-minutes, --max-steps)"
-                     + (" (the starting model's weights are kept)" if start is not None
-                        and best >= start - 1e-6 else ""))
-    return lines
-
-
-def _check_run_folder(run_dir: Path) -> None:
-    """Train only into a new or empty folder, or a run folder (its config.json or last/, or
-    the data/ an earlier `train` of a SOURCE prepared there): never among a user's files."""
-    from lstmusic.dataset import is_dataset
-
-    if run_dir.is_dir() and not (run_dir / "config.json").is_file() \
-            and not (run_dir / "last").is_dir() and not is_dataset(run_dir / "data") \
-            and any(run_dir.iterdir()):
-        raise UserError(f"-o {run_dir}: a folder that is not a run folder (no config.json or "
-                        "last/) and not empty; choose a new folder")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"-o {run_dir}: exists and is not a folder; choose a new folder")
 
 
 def cmd_generate(args) -> int:

@@ -1,7 +1,9 @@
-"""What `prepare` and `inspect` print: a summary and a short health report of a corpus."""
+"""What `prepare`, `inspect` and `train` print: progress over files, a summary and a short
+health report of a corpus, training curves and the verdict at the end of a run."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 # Below these a 1-3 M parameter LSTM memorises rather than learns a style.
@@ -94,3 +96,86 @@ def plot_curves(rows: list[dict], path, unigram: float | None = None) -> None:
     best = min(rows, key=lambda r: r["val_loss"])
     ax.set_title(f"best validation loss {best['val_loss']:.3f} at step {best['step']}")
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+class FileProgress:
+    """Progress over files with their rate and the time left: a rich bar on a terminal, and
+    a plain line every LOG_EVERY seconds in a log file (a cluster job's log shows progress
+    too); skipped files are listed when it ends."""
+
+    LOG_EVERY = 15.0
+
+    def __init__(self):
+        self.bar = self.task = None
+        self.total = self.done = self.first = 0
+        self.t0 = self.logged = 0.0
+
+    def start(self, total: int, done: int = 0) -> None:
+        import time
+
+        self.total, self.done, self.first = total, done, done
+        self.t0 = self.logged = time.monotonic()
+        if done < total and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(),
+                                console=Console(stderr=True, highlight=False), transient=True)
+            self.task = self.bar.add_task("tokenizing", total=total, completed=done)
+            self.bar.start()
+
+    def advance(self) -> None:
+        import time
+
+        self.done += 1
+        now = time.monotonic()
+        rate = (self.done - self.first) / max(now - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=f"tokenizing, {rate:.1f} files/s")
+        elif now - self.logged >= self.LOG_EVERY:
+            self.logged = now
+            left = (self.total - self.done) / max(rate, 1e-9)
+            print(f"tokenizing: {self.done:,}/{self.total:,} files, {rate:.1f} files/s, about "
+                  f"{_duration(left)} left", file=sys.stderr, flush=True)
+
+    def finish(self, skipped: list[dict]) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        for s in skipped:
+            print(f"skip {s['path']}: {s['reason']}", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def verdict_lines(result: dict) -> list[str]:
+    """How the run compares with what it had to beat: the unigram baseline (token counts
+    alone) and, when fine-tuned, the starting model's own loss on this data; said plainly
+    when it beat neither."""
+    best, unigram, start = (result["best_val_loss"], result["unigram_nll"],
+                            result.get("start_val_loss"))
+    def against(other: float, name: str) -> str:
+        side = "below" if best < other else "above"
+        return f"{abs(other - best):.3f} {side} {name} ({other:.3f})"
+
+    lines = [f"best validation loss {best:.3f} nats/token after {result['step']} steps: "
+             + against(unigram, "the unigram baseline")
+             + (", " + against(start, "the starting model") if start is not None else "")]
+    if best >= unigram or (start is not None and best >= start - 1e-6):
+        which = "the unigram baseline" if best >= unigram else "the starting model"
+        lines.append(f"this run is too short to have learned anything: no better than {which}"
+                     "; train longer (--max-minutes, --max-steps)"
+                     + (" (the starting model's weights are kept)" if start is not None
+                        and best >= start - 1e-6 else ""))
+    return lines

@@ -308,3 +308,17 @@ def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
     finally:  # a full disk leaves no half-made copy beside -o (after publishing: gone)
         shutil.rmtree(staged, ignore_errors=True)
     return sum(f.stat().st_size for f in out.iterdir()) / 1e6
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Train only into a new or empty folder, or a run folder (its config.json or last/, or
+    the data/ an earlier `train` of a SOURCE prepared there): never among a user's files."""
+    from lstmusic.dataset import is_dataset
+
+    if run_dir.is_dir() and not (run_dir / "config.json").is_file() \
+            and not (run_dir / "last").is_dir() and not is_dataset(run_dir / "data") \
+            and any(run_dir.iterdir()):
+        raise UserError(f"-o {run_dir}: a folder that is not a run folder (no config.json or "
+                        "last/) and not empty; choose a new folder")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"-o {run_dir}: exists and is not a folder; choose a new folder")

@@ -264,6 +264,26 @@ class Job:
     bytes: int = 0  # the size of its files once finished (MAX_STUDIO_BYTES)
 
 
+def _check_upload(folder: Path, data: bytes, name: str) -> Path:
+    """An uploaded prime or melody, checked as `prepare` checks a file, saved in `folder`."""
+    if not data:
+        raise UserError(f"{name}: the file is empty")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UserError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
+                        f"{MAX_UPLOAD_BYTES >> 20} MB limit for a prime file")
+    if not data.startswith(b"MThd"):
+        raise UserError(f"{name}: not a MIDI file (no MThd header)")
+    path = folder / "prime.mid"
+    path.write_bytes(data)
+    try:
+        score = midi_io.load(path)  # the same bounded reader as `prepare`
+    except BadFile as exc:
+        raise UserError(f"{name}: {exc}") from None
+    if score.note_num() == 0:
+        raise UserError(f"{name}: no notes to continue")
+    return path
+
+
 class Studio:
     """The models, the queue and the files of one server. `close()` removes the files."""
 
@@ -312,7 +332,7 @@ class Studio:
         job.folder.mkdir()
         try:
             if has_prime:
-                job.prime = self._check_upload(job.folder, upload, request.prime_name)
+                job.prime = _check_upload(job.folder, upload, request.prime_name)
             if source:  # a copy: the earlier job's files may be deleted before this one runs
                 job.redo = job.folder / "redo.mid"
                 self._copy_redo(source, job.redo)
@@ -385,26 +405,6 @@ class Studio:
             self._lock.notify_all()
         self._worker.join(timeout=30)
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    # ------------------------------------------------------------ checks
-    @staticmethod
-    def _check_upload(folder: Path, data: bytes, name: str) -> Path:
-        if not data:
-            raise UserError(f"{name}: the file is empty")
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise UserError(f"{name}: {len(data) / 2**20:.1f} MB is over the "
-                            f"{MAX_UPLOAD_BYTES >> 20} MB limit for a prime file")
-        if not data.startswith(b"MThd"):
-            raise UserError(f"{name}: not a MIDI file (no MThd header)")
-        path = folder / "prime.mid"
-        path.write_bytes(data)
-        try:
-            score = midi_io.load(path)  # the same bounded reader as `prepare`
-        except BadFile as exc:
-            raise UserError(f"{name}: {exc}") from None
-        if score.note_num() == 0:
-            raise UserError(f"{name}: no notes to continue")
-        return path
 
     def _forget_old(self) -> None:
         """Drop the oldest finished jobs and their files while more than MAX_JOBS_KEPT are
