@@ -248,3 +248,47 @@ def test_ids_beyond_the_vocabulary_are_refused_in_one_line(tmp_path, capsys):
                  "--max-steps", "1", "--samples", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "beyond the vocabulary" in err[0], err
+
+
+ABC_TUNES = """X:1
+T:First
+M:4/4
+L:1/8
+K:G
+GABc dedB | dedB dedB | c2ec B2dB | c2A2 A2BA |]
+
+X:2
+T:Second
+M:3/4
+L:1/8
+K:D
+FA | d2 dc dB | A2 F2 A2 | B2 G2 B2 | A4 |]
+
+X:3
+T:Third
+M:6/8
+L:1/8
+K:Am
+EAA ABc | BAG GAB | cBA dcB | A3 A2 |]
+"""
+
+
+def test_a_collection_of_tunes_gives_one_piece_per_tune(tmp_path):
+    src = tmp_path / "folk"
+    src.mkdir()
+    (src / "tunes.abc").write_text(ABC_TUNES)
+    _good(src, 3)
+    cfg = PrepareConfig((str(src),), tmp_path / "ds", workers=1, val_fraction=0.5)
+    m = prepare(cfg)
+    tunes = [f for f in m["files"] if f.get("file") == "folk/tunes.abc"]
+    assert [f["path"] for f in tunes] == ["folk/tunes.abc#1", "folk/tunes.abc#2",
+                                          "folk/tunes.abc#3"]
+    assert len({f["split"] for f in tunes}) == 1  # a file's tunes stay on one side
+    assert all(f["tokens"] > 10 for f in tunes) and m["totals"]["files"] == 6
+    ds = Dataset.open(tmp_path / "ds")
+    assert len({tuple(ds.file_ids(f)) for f in tunes}) == 3  # three different tunes
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds")
+    again = prepare(cfg)  # from the per-file cache: the same pieces
+    assert again["totals"]["cached_files"] == 4 and again["files"] == m["files"]

@@ -36,7 +36,7 @@ MANIFEST = "manifest.json"
 TOKENS = "tokens.npy"
 TOKENIZER = "tokenizer.json"
 # Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a file is a list of pieces (one per tune of a collection)
 # 2: files' split by a hash of their name, `index` and `shard` (format 1 is still read).
 FORMAT = 2
 # What a dataset's JSON files may weigh when read back (a Lakh-size manifest is ~100 MB).
@@ -48,8 +48,9 @@ MAX_TOKENIZER_BYTES = 64 << 20
 class FileResult:
     source: SourceFile
     sha256: str
-    tokens: object = None  # what Tokenizer.read_file returns: ids, or classic's strings
-    figures: dict | None = None
+    # (label, tokens, figures) of each piece, as Tokenizer.read_pieces returns them: tokens
+    # are ids, or classic's strings; a file holds one piece, a collection one per tune
+    pieces: list | None = None
     reason: str | None = None  # why the file was skipped
     cached: bool = False
     index: int = 0  # place among all files found (shards merge back in this order)
@@ -96,11 +97,14 @@ class Cache:
             if "reason" in meta:  # a file known to be unusable
                 r.reason = meta["reason"]
             elif "strings" in meta:
-                r.tokens, r.figures = meta["strings"], meta["figures"]
+                r.pieces = [(p["label"], strings, p["figures"])
+                            for p, strings in zip(meta["pieces"], meta["strings"], strict=True)]
             else:
-                r.tokens = np.load(stem.with_suffix(".npy"), allow_pickle=False)
-                r.figures = meta["figures"]
-        except (OSError, ValueError, KeyError):
+                ids = np.load(stem.with_suffix(".npy"), allow_pickle=False)
+                ends = np.cumsum([p["length"] for p in meta["pieces"]])
+                r.pieces = [(p["label"], part, p["figures"]) for p, part in
+                            zip(meta["pieces"], np.split(ids, ends[:-1]), strict=True)]
+        except (OSError, ValueError, KeyError, TypeError):
             return False
         r.cached = True
         return True
@@ -111,14 +115,16 @@ class Cache:
         stem = self._stem(r.sha256)
         if r.reason is not None:
             meta = {"reason": r.reason}
-        elif isinstance(r.tokens, list):
-            meta = {"strings": r.tokens, "figures": r.figures}
         else:
-            import numpy as np
+            meta = {"pieces": [{"label": label, "figures": figures, "length": len(tokens)}
+                               for label, tokens, figures in r.pieces]}
+            if isinstance(r.pieces[0][1], list):
+                meta["strings"] = [tokens for _, tokens, _ in r.pieces]
+            else:
+                import numpy as np
 
-            atomic.write_with(stem.with_suffix(".npy"),
-                              lambda p: _save_npy(p, np.asarray(r.tokens, np.int32)))
-            meta = {"figures": r.figures}
+                ids = np.concatenate([np.asarray(t, np.int32) for _, t, _ in r.pieces])
+                atomic.write_with(stem.with_suffix(".npy"), lambda p: _save_npy(p, ids))
         # Written after the .npy: an entry is complete once its .json exists.
         atomic.write_json(stem.with_suffix(".json"), meta)
 
@@ -163,16 +169,16 @@ def _end_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _tokenize(path: Path) -> tuple[object, dict | None, str | None]:
+def _tokenize(path: Path) -> tuple[list | None, str | None]:
+    """(pieces, None) or (None, why the file is skipped)."""
     try:
-        tokens, figures = _TOKENIZER.read_file(path)
+        return _TOKENIZER.read_pieces(path), None
     except BadFile as exc:
-        return None, None, str(exc)
+        return None, str(exc)
     except (MemoryError, RecursionError) as exc:
-        return None, None, f"too large to read ({type(exc).__name__})"
+        return None, f"too large to read ({type(exc).__name__})"
     except OverflowError:  # symusic, on a time beyond its 32-bit range
-        return None, None, "times beyond what a MIDI file can hold (damaged file?)"
-    return tokens, figures, None
+        return None, "times beyond what a MIDI file can hold (damaged file?)"
 
 
 def _sha256(path: Path) -> str:
@@ -222,8 +228,7 @@ def tokenized(results: list[FileResult], cfg: PrepareConfig, progress=None):
         if r.reason is not None:
             continue
         if id(r) in fresh or not cache.get(r):
-            r.tokens, r.figures, r.reason = next(outputs) if id(r) in fresh else _tokenize(
-                r.source.path)
+            r.pieces, r.reason = next(outputs) if id(r) in fresh else _tokenize(r.source.path)
             cache.put(r)
             if progress:
                 progress.advance()
@@ -319,15 +324,16 @@ class _Writer:
             self.tokens = TokenFile(staged / TOKENS, id_dtype(len(tokenizer.vocab)))
 
     def add(self, r: FileResult) -> None:
-        if self.pending is not None:
-            self.pending.write(json.dumps(r.tokens) + "\n")
-            self.seen.update(r.tokens)
-            offset, count = None, len(r.tokens)
-        else:
-            ids = self.tokenizer.ids(r.tokens)
-            offset, count = self.tokens.append(ids), len(ids)
-        self.entries.append(_entry(r, offset, count))
-        r.tokens = r.figures = None  # written: not kept
+        for label, tokens, figures in r.pieces:
+            if self.pending is not None:
+                self.pending.write(json.dumps(tokens) + "\n")
+                self.seen.update(tokens)
+                offset, count = None, len(tokens)
+            else:
+                ids = self.tokenizer.ids(tokens)
+                offset, count = self.tokens.append(ids), len(ids)
+            self.entries.append(_entry(r, label, figures, offset, count))
+        r.pieces = None  # written: not kept
 
     def finish(self):
         """Close the token file; returns the (fitted) tokenizer."""
@@ -343,19 +349,21 @@ class _Writer:
         return self.tokenizer
 
 
-def _entry(r: FileResult, offset: int | None, count: int) -> dict:
-    """The manifest's row of a file (its split is decided once all files are known)."""
+def _entry(r: FileResult, label: str, figures: dict, offset: int | None, count: int) -> dict:
+    """The manifest's row of a piece (its split is decided once all files are known). A tune
+    of a collection is `FILE#N`, with its `file`: all tunes of a file share its split."""
     return {
-        "path": r.source.name,
+        "path": r.source.name + label,
+        **({"file": r.source.name} if label else {}),
         "sha256": r.sha256,
         "style": r.source.style,
         "split": "train",
-        "notes": r.figures["notes"],
+        "notes": figures["notes"],
         "tokens": int(count),
-        "seconds": r.figures["seconds"],
+        "seconds": figures["seconds"],
         "offset": offset,
         "index": r.index,
-        **{k: v for k, v in r.figures.items() if k not in ("notes", "seconds")},
+        **{k: v for k, v in figures.items() if k not in ("notes", "seconds")},
     }
 
 
@@ -398,9 +406,15 @@ def _name_hash(seed: int, name: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def file_of(entry: dict) -> str:
+    """The file a manifest row comes from (a tune of a collection names its file)."""
+    return entry.get("file", entry["path"])
+
+
 def apply_split(entries: list[dict], held_out: set[str]) -> None:
+    """Each row's split from the set of held-out files."""
     for e in entries:
-        e["split"] = "validation" if e["path"] in held_out else "train"
+        e["split"] = "validation" if file_of(e) in held_out else "train"
 
 
 # ------------------------------------------------------------------ the dataset folder
@@ -490,8 +504,9 @@ def _write(cfg, key, results, listing, progress, t0) -> dict:
                             f"({len(skipped)} file(s) skipped)")
         tokenizer = writer.finish()
         entries = writer.entries
-        apply_split(entries, split_names([e["path"] for e in entries], cfg,
-                                         [f.name for f in listing], complete=not cfg.shard))
+        files = list(dict.fromkeys(file_of(e) for e in entries))
+        apply_split(entries, split_names(files, cfg, [f.name for f in listing],
+                                         complete=not cfg.shard))
         manifest = build_manifest(cfg, key, tokenizer, entries, skipped, t0,
                                   cached=sum(r.cached for r in results))
         (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")

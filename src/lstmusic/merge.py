@@ -30,6 +30,7 @@ from lstmusic.dataset import (
     both_splits,
     build_manifest,
     check_output,
+    file_of,
     id_dtype,
     write_manifest,
 )
@@ -108,7 +109,7 @@ def _deduplicate(rows) -> tuple[list, list[dict]]:
     kept, skipped = [], []
     for _, shard, row, ok in rows:
         sha = row.get("sha256") or ""
-        if sha and first.get(sha, row["path"]) != row["path"]:
+        if sha and first.get(sha, file_of(row)) != file_of(row):  # a file's tunes share it
             skipped.append({"path": row["path"], "reason": f"same content as {first[sha]}",
                             "sha256": sha, "index": row.get("index")})
         elif ok:
@@ -116,7 +117,7 @@ def _deduplicate(rows) -> tuple[list, list[dict]]:
         else:
             skipped.append(row)
         if sha:
-            first.setdefault(sha, row["path"])
+            first.setdefault(sha, file_of(row))
     return kept, skipped
 
 
@@ -182,5 +183,5 @@ def _write_tokens(staged: Path, kept, tokenizer) -> list[dict]:
 def _complete_split(entries: list[dict], cfg: PrepareConfig) -> None:
     """Shards keep their split; a merged dataset gets what one prepare guarantees (at least
     one validation and one training file), decided by the same rule."""
-    held = {e["path"] for e in entries if e["split"] == "validation"}
-    apply_split(entries, both_splits(held, [e["path"] for e in entries], cfg))
+    held = {file_of(e) for e in entries if e["split"] == "validation"}
+    apply_split(entries, both_splits(held, list(dict.fromkeys(map(file_of, entries))), cfg))

@@ -194,6 +194,32 @@ def _read_with_music21(path: Path) -> symusic.Score:
     return from_music21(parse_music21(path))
 
 
+def load_pieces(path: Path, keep_programs: bool = False,
+                keep_drums: bool = False) -> list[tuple[str, symusic.Score]]:
+    """The pieces of a file as (label, normalised score): one, labelled "", for a MIDI file
+    or a single score; one per tune, labelled "#1", "#2"..., for a collection (an ABC file
+    of the folk corpora holds hundreds of tunes: each is its own piece, not one long medley).
+    A tune that cannot be read is left out; BadFile if none can."""
+    path = Path(path)
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        return [("", load(path, keep_programs, keep_drums))]
+    from music21 import stream as m21stream
+
+    parsed = parse_music21(path)
+    scores = list(parsed.scores) if isinstance(parsed, m21stream.Opus) else []
+    if len(scores) <= 1:
+        return [("", normalise(from_music21(parsed), keep_programs, keep_drums))]
+    pieces, reason = [], ""
+    for n, score in enumerate(scores, 1):
+        try:
+            pieces.append((f"#{n}", normalise(from_music21(score), keep_programs, keep_drums)))
+        except BadFile as exc:
+            reason = str(exc)
+    if not pieces:
+        raise BadFile(f"none of its {len(scores)} pieces can be read ({reason})")
+    return pieces
+
+
 def parse_music21(path: Path):
     """Parse with music21, never touching its pickle cache (we never unpickle anything)."""
     from music21 import converter
@@ -219,9 +245,33 @@ def from_music21(stream) -> symusic.Score:
         return _concatenate(scores)
     try:
         data = midi.translate.music21ObjectToMidiFile(stream).writestr()
-        return symusic.Score.from_midi(data)
     except Exception as exc:  # noqa: BLE001 - music21's MIDI writer fails in many ways
+        try:
+            # Its ABC reader puts some metres (4/2, 3/2...) into a tune twice and its MIDI
+            # writer then refuses the tune (a fifth of an Essen file): keep the notes at
+            # their places and one copy of the first metre.
+            data = midi.translate.music21ObjectToMidiFile(_notes_only(stream)).writestr()
+        except Exception:  # noqa: BLE001
+            raise BadFile(f"cannot convert the score to notes: {_first_line(exc)}") from None
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as exc:  # noqa: BLE001 - symusic's reader raises several types
         raise BadFile(f"cannot convert the score to notes: {_first_line(exc)}") from None
+
+
+def _notes_only(score):
+    import copy
+
+    from music21 import meter
+    from music21 import stream as m21stream
+
+    out = m21stream.Stream()
+    signatures = list(score.recurse().getElementsByClass(meter.TimeSignature))
+    if signatures:
+        out.insert(0, copy.deepcopy(signatures[0]))
+    for note in score.flatten().notes:
+        out.insert(note.getOffsetInHierarchy(score), copy.deepcopy(note))
+    return out
 
 
 def _concatenate(scores: list[symusic.Score]) -> symusic.Score:

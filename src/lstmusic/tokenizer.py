@@ -58,6 +58,11 @@ class Tokenizer:
         in `prepare`'s workers; the first item is what the per-file cache keeps."""
         raise NotImplementedError
 
+    def read_pieces(self, path: Path) -> list[tuple[str, object, dict]]:
+        """(label, what `read_file` returns...) of each piece of a file: one, labelled "",
+        unless the file is a collection of tunes (see midi_io.load_pieces)."""
+        return [("", *self.read_file(path))]
+
     def ids(self, raw) -> np.ndarray:
         """Token ids (int64) of what `read_file` returned."""
         return np.asarray(raw, dtype=np.int64)
@@ -155,11 +160,27 @@ class MiditokTokenizer(Tokenizer):
         return np.asarray(seq.ids if seq is not None else [], dtype=np.int64)
 
     def read_file(self, path: Path) -> tuple[np.ndarray, dict]:
-        score = self.load(path)
+        return self._read(self.load(path))
+
+    def _read(self, score) -> tuple[np.ndarray, dict]:
         ids = self.encode(score)
         if len(ids) == 0:
             raise BadFile("no notes inside the tokenizer's pitch range (21-108)")
         return ids, midi_io.stats(score)
+
+    def read_pieces(self, path: Path) -> list[tuple[str, np.ndarray, dict]]:
+        pieces, reason = [], ""
+        found = midi_io.load_pieces(path, self.settings.keep_programs,
+                                    self.settings.keep_drums)
+        for label, score in found:
+            try:
+                pieces.append((label, *self._read(score)))
+            except BadFile as exc:
+                reason = str(exc)
+        if not pieces:
+            raise BadFile(reason if len(found) == 1 else
+                          f"none of its {len(found)} pieces can be read ({reason})")
+        return pieces
 
     def encode_bars(self, path: Path, bars: int) -> np.ndarray:
         score = self.load(path)
