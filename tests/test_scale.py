@@ -181,3 +181,16 @@ def test_a_format_1_dataset_is_still_read_and_merged(tmp_path, capsys):
     merged = json.loads((tmp_path / "ab" / "manifest.json").read_text())
     assert merged["format"] == 2 and merged["totals"]["files"] == 6
     assert [f["path"].split("/")[0] for f in merged["files"]] == ["a"] * 3 + ["b"] * 3
+
+
+def test_progress_reaches_a_log_file_with_rate_and_time_left(tmp_path, capsys, monkeypatch):
+    """A cluster job's log is not a terminal: progress comes as plain lines."""
+    from lstmusic.report import FileProgress
+
+    monkeypatch.setattr(FileProgress, "LOG_EVERY", 0.0)
+    src = _corpus(tmp_path / "src", n=6, broken=False)
+    assert main(["prepare", str(src), "-o", str(tmp_path / "ds"), "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("tokenizing:")]
+    assert len(lines) == 6  # one per file read (the duplicate is counted done, unread)
+    assert "7/7 files" in lines[-1] and "files/s" in lines[-1] and "left" in lines[-1]
