@@ -271,7 +271,7 @@ def trained_run(args, folder: Path, tmp: Path) -> tuple[Path, str]:
     run_dir = tmp / "trained"
     print(f"training a `small` model on {folder.name} for {minutes:g} min ...", flush=True)
     secs, _ = run([sys.executable, "-m", "lstmusic", "train", str(folder), "-o", str(run_dir),
-                   "--max-minutes", str(minutes)], "lstmusic train")
+                   "--max-minutes", str(minutes), "--from-scratch"], "lstmusic train")
     return run_dir, f"trained here for {minutes:g} min ({secs:.0f} s with preparing)"
 
 

@@ -36,7 +36,8 @@ OVERLAPS = ("pitch_class_entropy", "scale_consistency", "note_density", "polypho
 
 def train(out: Path, minutes: float) -> None:
     cmd = [sys.executable, "-m", "lstmusic", "train", str(DATA), "-o", str(out),
-           "--max-minutes", str(minutes), "--max-steps", "100000", "--samples", "0"]
+           "--max-minutes", str(minutes), "--max-steps", "100000", "--samples", "0",
+           "--from-scratch"]
     say(f"$ {' '.join(cmd)}")
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:

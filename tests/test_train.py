@@ -220,3 +220,52 @@ def test_tempo_augmentation_moves_only_tempo_tokens(fixture_dataset):
     assert (tables[:, others] == others).all()
     assert [tables[3, i] for i in tempos[:-1]] == tempos[1:]  # one bin faster
     assert tables[4, tempos[-1]] == tempos[-1] and tables[0, tempos[0]] == tempos[0]  # clamped
+
+
+def test_train_fine_tunes_the_base_model_by_default(fixture_dataset, tmp_path, capsys):
+    from lstmusic.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", str(fixture_dataset), "-o", str(run), "--max-steps", "3",
+                 "--eval-every", "3", "--samples", "0", "--seq-len", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuning the base model" in out and "below the starting model" in out
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["init_from"] == "bundled"  # the run records where it started
+    assert saved["model"]["hidden_dim"] == load_run("bundled")[0].cfg.hidden_dim
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    assert metrics[1].startswith("0,")  # validated before the first step
+    # --from-scratch, or sizes of its own, train a new network
+    assert main(["train", str(fixture_dataset), "-o", str(tmp_path / "new"), "--max-steps",
+                 "1", "--samples", "0", "--from-scratch", "--preset", "tiny"]) == 0
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["train"]["init_from"] == ""
+
+
+def test_data_the_base_cannot_read_or_opposite_starts_are_one_line(fixture_dataset, tmp_path,
+                                                                   capsys):
+    from lstmusic.cli import main
+
+    src = tmp_path / "src"
+    prepare(PrepareConfig((str(src),), tmp_path / "tsd", TokenizerSettings("tsd"), workers=1))
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "tsd"), "-o", str(tmp_path / "r1"), "--max-steps",
+                 "1", "--samples", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--from-scratch" in err[0] and "base model" in err[0]
+    assert main(["train", str(fixture_dataset), "-o", str(tmp_path / "r2"), "--from-scratch",
+                 "--init-from", "bundled"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "opposite starts" in err[0]
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_a_base_model_missing_from_the_install_is_one_line(fixture_dataset, tmp_path, capsys,
+                                                           monkeypatch):
+    from lstmusic.cli import main
+
+    monkeypatch.setattr(train_mod, "bundled_run_dir", lambda: tmp_path / "nowhere")
+    capsys.readouterr()
+    assert main(["train", str(fixture_dataset), "-o", str(tmp_path / "run"), "--max-steps",
+                 "1", "--samples", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing from this install" in err[0] and "--from-scratch" in err[0]

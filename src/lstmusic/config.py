@@ -283,6 +283,10 @@ class TrainConfig:
     init_from: str = opt("", "start from this run folder's weights (same tokenizer); "
                              "'bundled' for the model that ships with lstmusic",
                          metavar="RUN_DIR")
+    from_scratch: bool = opt(False, "train a new network instead of fine-tuning the base "
+                                    "model (the model that ships with lstmusic), which is "
+                                    "what happens by default when the data's tokenizer is "
+                                    "the base's and no other model size is asked for")
     device: str = opt("auto", "auto picks CUDA when present (bf16 autocast)", choices=DEVICES)
     tensorboard: bool = opt(False, "also log to RUN_DIR/tensorboard (needs tensorboard)")
     samples: int = opt(3, "pieces composed into RUN_DIR/samples at the end (0: none)",
@@ -295,6 +299,8 @@ class TrainConfig:
             raise UserError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         if self.device not in DEVICES:
             raise UserError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+        if self.from_scratch and self.init_from:
+            raise UserError("--from-scratch and --init-from ask for opposite starts; give one")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise UserError(f"--dropout must be in [0, 1), not {self.dropout}")
         check_limits(self)

@@ -33,7 +33,7 @@ from lstmusic.config import MAX_STEPS, PAD, TrainConfig
 from lstmusic.dataset import Dataset
 from lstmusic.errors import UserError
 from lstmusic.model import MusicLSTM
-from lstmusic.run import DataRecord, Run, load_run, read_run, save_run
+from lstmusic.run import DataRecord, Run, bundled_run_dir, load_run, read_run, save_run
 from lstmusic.vocab import Vocabulary
 from lstmusic.windows import Spans, WindowSampler, spans, unigram_nll, validation_batches
 
@@ -323,6 +323,33 @@ def _open_data(data: Path, run_dir: Path) -> _Data:
     return _Data(ds, train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
 
 
+def start_from(cfg: TrainConfig, vocab: list[str], log) -> TrainConfig:
+    """Where a run starts: `--init-from` if given, a new network with `--from-scratch`, and
+    otherwise the base model, fine-tuned, which learns far more from a small folder in
+    minutes than a new network does (benchmarks/RESULTS.md). A preset other than the default
+    or model sizes ask for a new network; data the base cannot read is refused in one line."""
+    if cfg.init_from or cfg.from_scratch:
+        return cfg
+    default = TrainConfig()
+    sizes = ("preset", "embed_dim", "hidden_dim", "layers", "pitch_classes")
+    asked = [f"--{k.replace('_', '-')}" for k in sizes if getattr(cfg, k) != getattr(default, k)]
+    if asked:
+        log(f"{' '.join(asked)}: a new network (the base model has its own sizes)")
+        return cfg
+    if not (bundled_run_dir() / checkpoint.CONFIG).is_file():
+        raise UserError(f"the base model is missing from this install ({bundled_run_dir()}); "
+                        "reinstall lstmusic, or add --from-scratch to train a new network")
+    base = read_run("bundled")
+    if base.vocab != vocab:
+        raise UserError(f"the base model reads {base.tokenizer_name} ({len(base.vocab)} "
+                        f"tokens) and this data was prepared with another tokenizer "
+                        f"({len(vocab)} tokens): add --from-scratch to train a new network, "
+                        "or prepare it with the default tokenizer settings to fine-tune the "
+                        "base")
+    log("fine-tuning the base model (--from-scratch for a new network)")
+    return replace(cfg, init_from="bundled")
+
+
 def _model(cfg: TrainConfig, data: _Data) -> MusicLSTM:
     if cfg.init_from:
         return _init_from(cfg.init_from, cfg, data.vocab, data.styles)
@@ -360,6 +387,8 @@ class _Loop:
 
 def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
     d = _open_data(data, run_dir)
+    # the same options give the same start, so a resumed run rebuilds the same network
+    cfg = start_from(cfg, d.vocab, log if setup.main else (lambda *_: None))
     if cfg.epochs:
         tokens = int(d.train.lengths.sum()) + len(d.train)  # each file's ids + EOS
         per_step = cfg.batch_size * cfg.seq_len * setup.world
