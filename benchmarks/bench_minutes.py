@@ -1,0 +1,137 @@
+"""Music from a small folder in minutes: training from scratch against fine-tuning the base
+model (and against fine-tuning the Bach-only model it replaces), at equal minutes on the
+same machine, judged on game music none of them saw.
+
+For each folder size (the first N files of ../shared/data/vgm-seed) and each start, `lstmusic
+train` runs for each time budget; `lstmusic evaluate` then gives the held-out NLL per note on
+../shared/data/final-fantasy and the MusPy overlaps of its samples against the folder's own
+music. With --bach-check, the base's and the Bach-only model's NLL per note on the Bach
+chorales held out from training are compared too.
+
+    python benchmarks/bench_minutes.py [--sizes 10 35] [--minutes 1 2 5 10 30]
+        [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 8] [--bach-check]
+
+The Bach-only model is read from git (`--bach-ref`, the last commit whose bundled model was
+the Bach chorale model), so no copy of it is kept in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load1, run_logged, say  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+OVERLAPS = ("pitch_class_entropy", "scale_consistency", "note_density", "polyphony")
+START_FLAGS = {"scratch": ["--from-scratch"], "base": []}  # bach: --init-from its folder
+
+
+def bach_only(ref: str, out: Path) -> Path:
+    """The bundled model of commit `ref`, written to `out` (a run folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        blob = subprocess.run(["git", "-C", str(ROOT), "show",
+                               f"{ref}:src/lstmusic/bundled/{name}"],
+                              capture_output=True, check=True).stdout
+        (out / name).write_bytes(blob)
+    return out
+
+
+def must(rc: int, lines: list[str], what: str) -> None:
+    if rc != 0:
+        raise SystemExit(f"{what} failed:\n" + "\n".join(lines[-30:]))
+
+
+def prepare(lst, env, sources: list[Path], out: Path) -> Path:
+    rc, _, lines = run_logged([*lst, "prepare", *map(str, sources), "-o", str(out)], env,
+                              f"prepare {out.name}")
+    must(rc, lines, f"prepare {out.name}")
+    return out
+
+
+def subset(folder: Path, n: int, out: Path) -> Path:
+    """A folder of links to the first n files of `folder`, by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(folder.glob("*.mid"))[:n]:
+        (out / f.name).symlink_to(f)
+    return out
+
+
+def one(lst, env, data: Path, held: Path, start: list[str], minutes: float, samples: int,
+        work: Path, tag: str) -> dict:
+    run = work / f"run-{tag}"
+    rc, secs, lines = run_logged([*lst, "train", str(data), "-o", str(run), *start,
+                                  "--max-minutes", f"{minutes:g}", "--max-steps", "1000000",
+                                  "--samples", "0"], env, f"train {tag}")
+    must(rc, lines, f"train {tag}")
+    out = work / f"eval-{tag}.json"
+    rc, _, lines = run_logged([*lst, "evaluate", str(run), "--data", str(held), "--samples",
+                               str(samples), "--json", str(out)], env, f"evaluate {tag}")
+    must(rc, lines, f"evaluate {tag}")
+    result = json.loads(out.read_text())
+    config = json.loads((run / "config.json").read_text())
+    return {"nll_per_note": result["likelihood"]["nll_per_note"],
+            "overlaps": {k: result["metrics"][k]["overlap"] for k in OVERLAPS},
+            "steps": config["step"], "val_loss": (config.get("metrics") or {}).get("val_loss"),
+            "seconds": round(secs, 1)}
+
+
+def bach_check(lst, env, work: Path, base: str, bach: Path) -> None:
+    """Held-out NLL per note on the Bach chorales: the base against the Bach-only model."""
+    data = prepare(lst, env, ["music21:bach"], work / "bach-data")
+    for name, run in (("base", base), ("bach-only", str(bach))):
+        out = work / f"bach-{name}.json"
+        rc, _, lines = run_logged([*lst, "evaluate", run, "--data", str(data), "--samples", "1",
+                                   "--json", str(out)], env, f"evaluate {name} on bach")
+        must(rc, lines, f"evaluate {name} on bach")
+        nll = json.loads(out.read_text())["likelihood"]["nll_per_note"]
+        say(f"BACH {name}: held-out NLL per note on the chorales {nll:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 35])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 30])
+    ap.add_argument("--starts", nargs="+", default=["scratch", "base", "bach"],
+                    choices=["scratch", "base", "bach"])
+    ap.add_argument("--bach-ref", default="f2bcff5", help="a commit with the Bach-only model")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--bach-check", action="store_true")
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        raise SystemExit(f"{SHARED} is missing")
+    work = Path(tempfile.mkdtemp(prefix="bench-minutes-"))
+    env = {**os.environ, "LSTMUSIC_CACHE_DIR": str(work / "cache"), "OMP_NUM_THREADS": "2"}
+    lst = [sys.executable, "-m", "lstmusic"]
+    bach = bach_only(args.bach_ref, work / "bach-only")
+    starts = {**START_FLAGS, "bach": ["--init-from", str(bach)]}
+    say(f"load {load1()}; work folder {work}")
+    held = prepare(lst, env, [SHARED / "final-fantasy"], work / "held-out")
+    for n in args.sizes:
+        data = prepare(lst, env, [subset(SHARED / "vgm-seed", n, work / f"vgm-{n}")],
+                       work / f"data-{n}")
+        for start in args.starts:
+            for minutes in args.minutes:
+                t0 = time.perf_counter()
+                r = one(lst, env, data, held, starts[start], minutes, args.samples, work,
+                        f"{n}-{start}-{minutes:g}")
+                ov = " ".join(f"{k} {v:.2f}" for k, v in r["overlaps"].items())
+                say(f"ROW files {n} | {start} | {minutes:g} min | steps {r['steps']} | "
+                    f"val {r['val_loss']:.3f} | held-out NLL/note {r['nll_per_note']:.2f} | "
+                    f"{ov} | {time.perf_counter() - t0:.0f} s (load {load1()})")
+    if args.bach_check:
+        bach_check(lst, env, work, "bundled", bach)
+    say(f"load {load1()} at the end; work folder {work}")
+
+
+if __name__ == "__main__":
+    main()
