@@ -1,6 +1,7 @@
 """Music from a small folder in minutes: training from scratch against fine-tuning the base
 model (and against fine-tuning the Bach-only model it replaces), at equal minutes on the
-same machine, judged on game music none of them saw.
+same machine, judged on game music they did not train on (final-fantasy; one of its files,
+gerudo.mid, is also in vgm-seed).
 
 For each folder size (the first N files of ../shared/data/vgm-seed) and each start, `lstmusic
 train` runs for each time budget; `lstmusic evaluate` then gives the held-out NLL per note on
