@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load1, run_logged, say  # noqa: E402
+from common import load1, run_logged, say, work_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -110,8 +108,7 @@ def main() -> None:
     args = ap.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} is missing")
-    work = Path(tempfile.mkdtemp(prefix="bench-minutes-"))
-    env = {**os.environ, "LSTMUSIC_CACHE_DIR": str(work / "cache"), "OMP_NUM_THREADS": "2"}
+    work, env = work_folder("bench-minutes-", 2)
     lst = [sys.executable, "-m", "lstmusic"]
     bach = bach_only(args.bach_ref, work / "bach-only")
     starts = {**START_FLAGS, "bach": ["--init-from", str(bach)]}

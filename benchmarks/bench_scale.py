@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load1, say  # noqa: E402
+from common import load1, say, work_folder  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PER_FOLDER = 1000
@@ -161,8 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} is missing")
-    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    env = {**os.environ, "LSTMUSIC_CACHE_DIR": str(work / "cache"), "OMP_NUM_THREADS": "1"}
+    work, env = work_folder("bench-scale-", 1)
     lstmusic = [sys.executable, "-m", "lstmusic"]
     say(f"load {load1()} on {os.cpu_count()} cores; work folder {work}")
     t0 = time.perf_counter()

@@ -55,3 +55,14 @@ def keras_events(lines: list[str]) -> tuple[dict | None, list[dict]]:
         elif rec.get("event") == "eval":
             evals.append(rec)
     return setup, evals
+
+
+def work_folder(prefix: str, threads: int) -> tuple[Path, dict]:
+    """A fresh work folder and the environment of the lstmusic commands a benchmark runs:
+    a token cache of their own (never the user's) and `threads` threads per process."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "LSTMUSIC_CACHE_DIR": str(work / "cache"),
+           "OMP_NUM_THREADS": str(threads)}
+    return work, env

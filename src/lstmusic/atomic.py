@@ -20,6 +20,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from lstmusic.errors import UserError
@@ -112,6 +113,18 @@ def staging_dir(final: Path) -> Path:
     staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
     return staged
+
+
+@contextmanager
+def building_dir(final: Path):
+    """A fresh folder beside `final` to fill in the `with` block: published onto `final`
+    when the block ends, removed if it fails (a full disk leaves no half-made folder)."""
+    staged = staging_dir(final)
+    try:
+        yield staged
+        publish_dir(staged, final)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def publish_dir(staged: Path, final: Path) -> None:

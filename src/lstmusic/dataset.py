@@ -189,10 +189,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def hash_files(files: list[SourceFile], indices: list[int] | None = None) -> list[FileResult]:
+def hash_files(listing: list[SourceFile], indices: list[int]) -> list[FileResult]:
+    """The FileResult of each of `listing[i]` for i in `indices`, its content hashed."""
     results = []
-    for i, f in enumerate(files):
-        index = indices[i] if indices is not None else i
+    for index in indices:
+        f = listing[index]
         try:
             results.append(FileResult(f, _sha256(f.path), index=index))
         except OSError as exc:
@@ -211,17 +212,15 @@ def _mark_duplicates(results: list[FileResult]) -> None:
             seen[r.sha256] = r.source.name
 
 
-def tokenized(results: list[FileResult], cfg: PrepareConfig, progress=None):
-    """Each usable FileResult in order with its tokens filled, from the cache or from worker
-    processes; a bounded number of files' tokens are in memory at any time."""
+def tokenized(results: list[FileResult], cfg: PrepareConfig, tokenizer, progress=None):
+    """Each usable FileResult in order with its tokens filled by `tokenizer`, from the cache
+    or from worker processes; a bounded number of files' tokens are in memory at any time."""
     cache = Cache(cache_dir(), cfg.tokenizer, cfg.use_cache)
     todo = [r for r in results if r.reason is None and not cache.has(r)]
     if progress:
         progress.start(len(results), done=len(results) - len(todo))
-    from lstmusic.tokenizer import build_tokenizer
-
     global _TOKENIZER
-    _TOKENIZER = build_tokenizer(cfg.tokenizer)
+    _TOKENIZER = tokenizer  # what forked workers inherit
     fresh = {id(r) for r in todo}
     outputs = _worker_outputs([r.source.path for r in todo], cfg)
     for r in results:
@@ -245,6 +244,7 @@ def _worker_outputs(paths: list[Path], cfg: PrepareConfig):
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
+    from itertools import islice
 
     # fork shares the already-built tokenizer and imported modules with the workers (no
     # per-process import of miditok); elsewhere each worker builds its own.
@@ -252,16 +252,11 @@ def _worker_outputs(paths: list[Path], cfg: PrepareConfig):
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(cfg.tokenizer, not fork, os.getpid())) as pool:
-        queue, rest = deque(), iter(paths)
-        for path in rest:
-            queue.append(pool.submit(_tokenize, path))
-            if len(queue) >= AHEAD_PER_WORKER * workers:
-                break
+        rest = iter(paths)
+        queue = deque(pool.submit(_tokenize, p) for p in islice(rest, AHEAD_PER_WORKER * workers))
         while queue:
             yield queue.popleft().result()
-            for path in rest:
-                queue.append(pool.submit(_tokenize, path))
-                break
+            queue.extend(pool.submit(_tokenize, p) for p in islice(rest, 1))
 
 
 class TokenFile:
@@ -474,7 +469,7 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
                         f"in {', '.join(cfg.sources)}")
     mine = [i for i, f in enumerate(listing)
             if not cfg.part or shard_of(f.name, cfg.part[1]) == cfg.part[0]]
-    results = hash_files([listing[i] for i in mine], mine)
+    results = hash_files(listing, mine)
     key = _inputs_key(cfg, results, listing)
     if cfg.use_cache and (manifest := _up_to_date(cfg.out, key)) is not None:
         if progress:
@@ -486,14 +481,12 @@ def prepare(cfg: PrepareConfig, progress=None) -> dict:
 
 
 def _write(cfg, key, results, listing, progress, t0) -> dict:
-    import shutil
+    from lstmusic.tokenizer import build_tokenizer
 
-    staged = atomic.staging_dir(cfg.out)
-    try:
-        from lstmusic.tokenizer import build_tokenizer
-
-        writer = _Writer(staged, build_tokenizer(cfg.tokenizer))
-        for r in tokenized(results, cfg, progress):
+    tokenizer = build_tokenizer(cfg.tokenizer)
+    with atomic.building_dir(cfg.out) as staged:
+        writer = _Writer(staged, tokenizer)
+        for r in tokenized(results, cfg, tokenizer, progress):
             writer.add(r)
         skipped = [{"path": r.source.name, "reason": r.reason, "sha256": r.sha256,
                     "index": r.index} for r in results if r.reason is not None]
@@ -509,20 +502,16 @@ def _write(cfg, key, results, listing, progress, t0) -> dict:
                                          complete=not cfg.shard))
         manifest = build_manifest(cfg, key, tokenizer, entries, skipped, t0,
                                   cached=sum(r.cached for r in results))
-        (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
-        # The manifest goes last: it is what marks the folder as a finished dataset.
-        write_manifest(staged / MANIFEST, manifest)
-        atomic.publish_dir(staged, cfg.out)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
+        write_json_files(staged, tokenizer, manifest)
     return manifest
 
 
-def write_manifest(path: Path, manifest: dict) -> None:
-    """Streamed to the file (json.dump writes in pieces): no second copy of a large manifest
-    in memory."""
-    with open(path, "w", encoding="utf-8") as fh:
+def write_json_files(staged: Path, tokenizer, manifest: dict) -> None:
+    """A staged dataset's tokenizer.json, then its manifest: last, as it is what marks the
+    folder as a finished dataset. The manifest is streamed to the file (json.dump writes in
+    pieces): no second copy of a large one in memory."""
+    (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
+    with open(staged / MANIFEST, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1, ensure_ascii=False)
         fh.write("\n")
 

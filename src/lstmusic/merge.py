@@ -12,17 +12,13 @@ Everything is checked before anything is written.
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lstmusic import atomic
 from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.dataset import (
     MANIFEST,
-    TOKENIZER,
     TOKENS,
     Dataset,
     TokenFile,
@@ -32,63 +28,53 @@ from lstmusic.dataset import (
     check_output,
     file_of,
     id_dtype,
-    write_manifest,
+    write_json_files,
 )
 from lstmusic.errors import UserError
 from lstmusic.locks import hold, lock_path
 
 
-@dataclass
-class _Shard:
-    path: Path
-    ds: Dataset
-
-    @property
-    def manifest(self) -> dict:
-        return self.ds.manifest
-
-
-def _open(path: Path) -> _Shard:
+def _open(path: Path) -> Dataset:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such dataset folder")
     if not (path / MANIFEST).is_file():
         busy = " (its prepare is still running)" if lock_path(path).exists() else ""
         raise UserError(f"{path}: not a finished dataset{busy}: it has no {MANIFEST}")
-    return _Shard(path, Dataset.open(path))
+    return Dataset.open(path)
 
 
-def _check(shards: list[_Shard]) -> None:
+def _check(shards: list[Dataset]) -> None:
     """Same tokenizer and split settings, and no file in two shards."""
     first = shards[0]
     for s in shards[1:]:
         for key, what in (("tokenizer_settings", "tokenizer settings"), ("split", "split")):
             if s.manifest[key] != first.manifest[key]:
-                raise UserError(f"{s.path}: made with other {what} than {first.path} "
+                raise UserError(f"{s.root}: made with other {what} than {first.root} "
                                 f"({s.manifest[key]} vs {first.manifest[key]}); prepare all "
                                 "shards with the same options")
-        if (not s.ds.tokenizer().fits_corpus
-                and s.ds.tokenizer_dict.get("vocab") != first.ds.tokenizer_dict.get("vocab")):
-            raise UserError(f"{s.path}: its vocabulary differs from {first.path}'s (another "
+        if (not s.tokenizer().fits_corpus
+                and s.tokenizer_dict.get("vocab") != first.tokenizer_dict.get("vocab")):
+            raise UserError(f"{s.root}: its vocabulary differs from {first.root}'s (another "
                             "lstmusic version?); prepare all shards with the same version")
     seen: dict[object, Path] = {}
     for s in shards:
-        for key in (s.path.resolve(), s.manifest.get("shard")):
+        for key in (s.root.resolve(), s.manifest.get("shard")):
             if key is not None and key in seen:
-                raise UserError(f"{s.path} and {seen[key]} overlap: the same "
+                raise UserError(f"{s.root} and {seen[key]} overlap: the same "
                                 f"{'shard ' + key if isinstance(key, str) else 'folder'} twice")
-            seen[key] = s.path
+            seen[key] = s.root
     owner: dict[str, Path] = {}
     for s in shards:
         for row in s.manifest["files"] + s.manifest["skipped"]:
-            if row["path"] in owner and owner[row["path"]] != s.path:
-                raise UserError(f"{s.path} and {owner[row['path']]} overlap: both hold "
+            if row["path"] in owner and owner[row["path"]] != s.root:
+                raise UserError(f"{s.root} and {owner[row['path']]} overlap: both hold "
                                 f"{row['path']} (the same shard twice, or shards of "
                                 "different N?)")
-            owner[row["path"]] = s.path
+            owner[row["path"]] = s.root
 
 
-def _order(shards: list[_Shard]):
+def _order(shards: list[Dataset]):
     """Every row (kept or skipped) as (sort key, shard, row, kept): in the order of one
     prepare when the inputs are shards of one job, else input by input."""
     one_job = all(s.manifest.get("shard") for s in shards) and len(
@@ -106,18 +92,20 @@ def _order(shards: list[_Shard]):
 def _deduplicate(rows) -> tuple[list, list[dict]]:
     """(kept rows, skipped rows): a file with the content of an earlier one is skipped."""
     first: dict[str, str] = {}
-    kept, skipped = [], []
+    kept, skipped, dropped = [], [], set()
     for _, shard, row, ok in rows:
-        sha = row.get("sha256") or ""
-        if sha and first.get(sha, file_of(row)) != file_of(row):  # a file's tunes share it
-            skipped.append({"path": row["path"], "reason": f"same content as {first[sha]}",
-                            "sha256": sha, "index": row.get("index")})
+        sha, name = row.get("sha256") or "", file_of(row)
+        if sha and first.get(sha, name) != name:  # a file's tunes share its hash
+            if name not in dropped:  # one row per file, as prepare writes it
+                dropped.add(name)
+                skipped.append({"path": name, "reason": f"same content as {first[sha]}",
+                                "sha256": sha, "index": row.get("index")})
         elif ok:
             kept.append((shard, row))
         else:
             skipped.append(row)
         if sha:
-            first.setdefault(sha, file_of(row))
+            first.setdefault(sha, name)
     return kept, skipped
 
 
@@ -130,35 +118,28 @@ def merge(shard_dirs: list[Path], out: Path) -> dict:
     _check(shards)
     kept, skipped = _deduplicate(_order(shards))
     if not kept:
-        raise UserError("no usable music in " + ", ".join(str(s.path) for s in shards))
+        raise UserError("no usable music in " + ", ".join(str(s.root) for s in shards))
     m = shards[0].manifest
     cfg = PrepareConfig(tuple(dict.fromkeys(x for s in shards for x in s.manifest["sources"])),
                         out, TokenizerSettings(**m["tokenizer_settings"]),
                         val_fraction=m["split"]["val_fraction"],
                         val_every=m["split"]["val_every"], seed=m["split"]["seed"])
     tokenizer = _joint_tokenizer(shards)
-    with hold(out, "dataset"):
-        staged = atomic.staging_dir(out)
-        try:
-            entries = _write_tokens(staged, kept, tokenizer)
-            _complete_split(entries, cfg)
-            key = hashlib.sha256("".join(s.manifest["inputs_key"] for s in shards).encode())
-            manifest = build_manifest(cfg, key.hexdigest(), tokenizer, entries, skipped, t0)
-            manifest["merged_from"] = [str(s.path) for s in shards]
-            (staged / TOKENIZER).write_text(json.dumps(tokenizer.to_dict(), indent=1) + "\n")
-            write_manifest(staged / MANIFEST, manifest)
-            atomic.publish_dir(staged, out)
-        finally:
-            if staged.exists():
-                shutil.rmtree(staged, ignore_errors=True)
+    with hold(out, "dataset"), atomic.building_dir(out) as staged:
+        entries = _write_tokens(staged, kept, tokenizer)
+        _complete_split(entries, cfg)
+        key = hashlib.sha256("".join(s.manifest["inputs_key"] for s in shards).encode())
+        manifest = build_manifest(cfg, key.hexdigest(), tokenizer, entries, skipped, t0)
+        manifest["merged_from"] = [str(s.root) for s in shards]
+        write_json_files(staged, tokenizer, manifest)
     return manifest
 
 
-def _joint_tokenizer(shards: list[_Shard]):
-    tokenizer = shards[0].ds.tokenizer()
+def _joint_tokenizer(shards: list[Dataset]):
+    tokenizer = shards[0].tokenizer()
     if not tokenizer.fits_corpus:
         return tokenizer
-    return tokenizer.fitted([sorted({t for s in shards for t in s.ds.tokenizer_dict["vocab"]}
+    return tokenizer.fitted([sorted({t for s in shards for t in s.tokenizer_dict["vocab"]}
                                     - set(tokenizer.fitted([]).vocab))])
 
 
@@ -171,10 +152,10 @@ def _write_tokens(staged: Path, kept, tokenizer) -> list[dict]:
     tokens = TokenFile(staged / TOKENS, id_dtype(len(tokenizer.vocab)))
     entries = []
     for shard, row in kept:
-        if shard.path not in tables:
-            tables[shard.path] = np.array([index[t] for t in shard.ds.tokenizer_dict["vocab"]],
+        if shard.root not in tables:
+            tables[shard.root] = np.array([index[t] for t in shard.tokenizer_dict["vocab"]],
                                           dtype=np.int64)
-        ids = tables[shard.path][np.asarray(shard.ds.file_ids(row), dtype=np.int64)]
+        ids = tables[shard.root][np.asarray(shard.file_ids(row), dtype=np.int64)]
         entries.append({**row, "offset": tokens.append(ids)})
     tokens.close()
     return entries

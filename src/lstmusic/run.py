@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import shutil
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -297,16 +296,12 @@ def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
     _check_export_target(out)
     _, _, run = load_run(run_dir)  # checks that the run loads before anything is written
     run = replace(run, data=replace(run.data, path=source or Path(run.data.path).name))
-    staged = atomic.staging_dir(out)
-    try:
+    with atomic.building_dir(out) as staged:
         (staged / WEIGHTS).write_bytes((run_dir / WEIGHTS).read_bytes())
         (staged / CONFIG).write_text(json.dumps(run.to_json(), indent=1) + "\n")
         for extra in ("metrics.csv", "curves.png"):
             if (run_dir / extra).exists():
                 (staged / extra).write_bytes((run_dir / extra).read_bytes())
-        atomic.publish_dir(staged, out)
-    finally:  # a full disk leaves no half-made copy beside -o (after publishing: gone)
-        shutil.rmtree(staged, ignore_errors=True)
     return sum(f.stat().st_size for f in out.iterdir()) / 1e6
 
 

@@ -446,12 +446,11 @@ def _run_loop(loop: _Loop, progress: bool) -> str:
                     loop.log)
     t0 = time.perf_counter() - (loop.rows[-1]["seconds"] if loop.rows else 0)
     t_start, tokens_seen, stop = time.perf_counter(), 0, ""
-    if cfg.init_from and not loop.rows:
-        # The starting model's own loss on this data, first: the point fine-tuning must beat,
-        # and the weights kept if it never does.
-        _validate(loop, float("nan"), 0.0, t0)
-        loop.start_val = loop.rows[0]["val_loss"]
-    elif cfg.init_from:
+    if cfg.init_from:
+        if not loop.rows:  # not resumed
+            # The starting model's own loss on this data, first: the point fine-tuning must
+            # beat, and the weights kept if it never does.
+            _validate(loop, float("nan"), 0.0, t0)
         loop.start_val = loop.rows[0]["val_loss"]
     loop.model.train()
     try:
