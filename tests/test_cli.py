@@ -122,3 +122,26 @@ def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and str(target) in err
     assert (out / "notes.txt").read_text() == "mine" and (tmp_path / "file").read_text() == "mine"
+
+
+def test_export_records_the_style_composed_by_default(tmp_path, capsys):
+    from lstmusic.run import bundled_run_dir, read_run
+
+    styles = read_run(bundled_run_dir()).styles
+    out = tmp_path / "shared"
+    assert main(["export", str(bundled_run_dir()), "-o", str(out),
+                 "--default-style", styles[-1]]) == 0
+    run = read_run(out)
+    assert run.default_style == styles[-1] and run.style_index("") == len(styles) - 1
+    assert run.style_index(styles[0]) == 0  # asking by name still works
+    capsys.readouterr()
+    assert main(["export", str(bundled_run_dir()), "-o", str(tmp_path / "x"),
+                 "--default-style", "polka"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "polka" in err and not (tmp_path / "x").exists()
+    # A hand-edited config.json naming a style it does not have is refused on load.
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(config | {"default_style": "polka"}))
+    capsys.readouterr()
+    assert main(["styles", str(out)]) == 2
+    assert "default_style 'polka'" in capsys.readouterr().err

@@ -86,3 +86,28 @@ def test_musicxml_and_abc_read_into_the_same_representation(tmp_path):
         notes = midi_io.note_array(midi_io.load(path))
         assert list(notes[:, 2]) == [60, 64, 67, 72], path.suffix
         assert list(notes[:, 0]) == [0.0, 1.0, 2.0, 3.0], path.suffix
+
+
+def test_a_score_keeps_its_ties_dynamics_tempo_and_metre_and_leaves_grace_notes(tmp_path):
+    from music21 import chord, dynamics, meter, note, stream, tempo, tie
+
+    part = stream.Part()
+    part.append([meter.TimeSignature("3/4"), tempo.MetronomeMark(number=72),
+                 dynamics.Dynamic("pp")])
+    held = note.Note("C4", quarterLength=2.0)
+    held.tie = tie.Tie("start")
+    rest_of_it = note.Note("C4", quarterLength=1.0)
+    rest_of_it.tie = tie.Tie("stop")
+    part.append([held, rest_of_it, note.Note("D4", quarterLength=1.0).getGrace(),
+                 dynamics.Dynamic("ff"), chord.Chord(["E4", "G4"], quarterLength=3.0)])
+    score = stream.Score([part])
+    path = Path(score.write("musicxml", fp=str(tmp_path / "tied.musicxml")))
+
+    loaded = midi_io.load(path)
+    notes = midi_io.note_array(loaded)
+    assert list(notes[:, 2]) == [60, 64, 67]  # one C4 of 3 beats; no grace D4
+    assert list(notes[:, 0]) == [0.0, 3.0, 3.0] and list(notes[:, 1]) == [3.0, 3.0, 3.0]
+    soft, loud = notes[0, 3], notes[1, 3]
+    assert soft < 40 < 100 < loud  # pp, then ff
+    assert [round(t.qpm) for t in loaded.tempos] == [72]
+    assert [(t.numerator, t.denominator) for t in loaded.time_signatures] == [(3, 4)]

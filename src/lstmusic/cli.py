@@ -233,7 +233,8 @@ def cmd_export(args) -> int:
     from lstmusic.run import export_run
 
     cfg = settings(args, ExportConfig, "export")
-    size = export_run(Path(args.run_dir), Path(args.output), cfg.source)
+    size = export_run(Path(args.run_dir), Path(args.output), cfg.source,
+                      cfg.default_style)
     print(f"exported {args.run_dir} to {args.output} ({size:.1f} MB)")
     return 0
 

@@ -520,6 +520,8 @@ class ServeConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     source: str | None = opt(None, "what to record as the training data (e.g. music21:bach)")
+    default_style: str | None = opt(None, "the style composed when none is asked for "
+                                    "(default: the first)")
 
     def __post_init__(self):
         check_types(self)

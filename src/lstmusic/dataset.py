@@ -36,7 +36,9 @@ MANIFEST = "manifest.json"
 TOKENS = "tokens.npy"
 TOKENIZER = "tokenizer.json"
 # Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
-CACHE_VERSION = 2  # 2: a file is a list of pieces (one per tune of a collection)
+# 2: a file is a list of pieces (one per tune of a collection); 3: scores are read by
+# midi_io.from_music21 (as written, repeats not unrolled).
+CACHE_VERSION = 3
 # 2: files' split by a hash of their name, `index` and `shard` (format 1 is still read).
 FORMAT = 2
 # What a dataset's JSON files may weigh when read back (a Lakh-size manifest is ~100 MB).

@@ -1,8 +1,8 @@
 """Read one music file into lstmusic's note representation, within safe bounds.
 
 MIDI files (.mid/.midi/.kar) are read with symusic (C++, ~0.3 ms a file); MusicXML, ABC and
-Humdrum are parsed with music21 and converted to the same representation through in-memory
-MIDI. The result is a `symusic.Score` in ticks:
+Humdrum are parsed with music21 and their notes, dynamics, tempo marks and metres copied
+into the same representation. The result is a `symusic.Score` in ticks:
 
 - by default, every pitched track merged into one piano track (program 0): the original
   project read only the first part and so lost the left hand; drums are dropped;
@@ -232,46 +232,108 @@ def parse_music21(path: Path):
         raise BadFile(f"music21 cannot read it: {_first_line(exc)}") from None
 
 
+TICKS_PER_QUARTER = 10080  # as music21's MIDI writer: exact for tuplets of 2 to 10
+DEFAULT_VELOCITY = 90  # music21's default volume (0.71) as a MIDI velocity
+
+
 def from_music21(stream) -> symusic.Score:
-    """A music21 score (or opus of several) as a symusic score, via in-memory MIDI."""
-    from music21 import midi
+    """A music21 score (or opus of several) as a symusic score.
+
+    Written by hand, not through music21's MIDI writer: that writer deep-copies the score to
+    expand repeats and strip ties, which took 27 s for a 1,300-note quartet movement here
+    (the whole corpus would take most of a day), while this linear walk takes a fraction of
+    a second. It keeps what lstmusic uses: each part's notes (tied notes joined, grace notes
+    left out) with the velocity of the last dynamic marking, tempo marks and the metres, as
+    written (repeats are not unrolled)."""
     from music21 import stream as m21stream
 
     if isinstance(stream, m21stream.Opus):
-        # An ABC or Humdrum collection: lay its pieces end to end.
+        # An ABC or Humdrum collection read as one piece: lay its pieces end to end.
         scores = [from_music21(s) for s in stream.scores]
         if not scores:
             raise BadFile("the collection holds no pieces")
         return _concatenate(scores)
     try:
-        data = midi.translate.music21ObjectToMidiFile(stream).writestr()
-    except Exception as exc:  # noqa: BLE001 - music21's MIDI writer fails in many ways
-        try:
-            # Its ABC reader puts some metres (4/2, 3/2...) into a tune twice and its MIDI
-            # writer then refuses the tune (a fifth of an Essen file): keep the notes at
-            # their places and one copy of the first metre.
-            data = midi.translate.music21ObjectToMidiFile(_notes_only(stream)).writestr()
-        except Exception:  # noqa: BLE001
-            raise BadFile(f"cannot convert the score to notes: {_first_line(exc)}") from None
-    try:
-        return symusic.Score.from_midi(data)
-    except Exception as exc:  # noqa: BLE001 - symusic's reader raises several types
+        return _score_of(stream)
+    except BadFile:
+        raise
+    except Exception as exc:  # noqa: BLE001 - music21 objects fail in many ways when damaged
         raise BadFile(f"cannot convert the score to notes: {_first_line(exc)}") from None
 
 
-def _notes_only(score):
-    import copy
+def _score_of(stream) -> symusic.Score:
+    from music21 import meter, tempo
 
-    from music21 import meter
-    from music21 import stream as m21stream
-
-    out = m21stream.Stream()
-    signatures = list(score.recurse().getElementsByClass(meter.TimeSignature))
-    if signatures:
-        out.insert(0, copy.deepcopy(signatures[0]))
-    for note in score.flatten().notes:
-        out.insert(note.getOffsetInHierarchy(score), copy.deepcopy(note))
+    out = symusic.Score(TICKS_PER_QUARTER)
+    parts = list(stream.parts) if hasattr(stream, "parts") and stream.parts else [stream]
+    for part in parts:
+        notes = _part_notes(part.flatten())
+        if notes:
+            track = symusic.Track(name="", program=0, is_drum=False)
+            a = np.array(notes, dtype=np.int64)
+            track.notes = symusic.Note.from_numpy(
+                time=a[:, 0].astype(np.int32), duration=a[:, 1].astype(np.int32),
+                pitch=a[:, 2].astype(np.int8), velocity=a[:, 3].astype(np.int8))
+            out.tracks.append(track)
+    flat = stream.flatten()
+    seen = set()
+    for mark in flat.getElementsByClass(tempo.MetronomeMark):
+        qpm = mark.getQuarterBPM()
+        at = _ticks(mark.offset)
+        if qpm and qpm > 0 and at not in seen:
+            seen.add(at)
+            out.tempos.append(symusic.Tempo(at, qpm=float(qpm)))
+    seen = set()
+    # Each part repeats the metre, and music21's ABC reader sometimes puts one in twice.
+    for sig in flat.getElementsByClass(meter.TimeSignature):
+        at = _ticks(sig.offset)
+        if at not in seen:
+            seen.add(at)
+            out.time_signatures.append(symusic.TimeSignature(at, sig.numerator,
+                                                             sig.denominator))
+    # What music21's MIDI writer assumes where the score says nothing.
+    if not any(t.time == 0 for t in out.tempos):
+        out.tempos.insert(0, symusic.Tempo(0, qpm=120.0))
+    if not any(t.time == 0 for t in out.time_signatures):
+        out.time_signatures.insert(0, symusic.TimeSignature(0, 4, 4))
     return out
+
+
+def _ticks(quarters) -> int:
+    return int(round(float(quarters) * TICKS_PER_QUARTER))
+
+
+def _part_notes(flat) -> list[list[int]]:
+    """(time, duration, pitch, velocity) of a flattened part's notes, ties joined."""
+    from music21 import chord, dynamics, note
+
+    notes: list[list[int]] = []
+    tied: dict[int, int] = {}  # pitch -> index of the note its tie continues
+    velocity = DEFAULT_VELOCITY
+    for el in flat.getElementsByClass((note.Note, chord.Chord, dynamics.Dynamic)):
+        if isinstance(el, dynamics.Dynamic):
+            if el.volumeScalar is not None:
+                velocity = max(1, min(127, round(el.volumeScalar * 127)))
+            continue
+        length = float(el.quarterLength)
+        if length <= 0:  # a grace note
+            continue
+        start, end = _ticks(el.offset), _ticks(el.offset + el.quarterLength)
+        loud = el.volume.velocity if el.volume.velocity is not None else velocity
+        for p in el.pitches:
+            midi = p.midi
+            tie = el.getTie(p) if isinstance(el, chord.Chord) else el.tie
+            kind = tie.type if tie is not None else None
+            if kind in ("continue", "stop") and midi in tied:
+                notes[tied[midi]][1] = end - notes[tied[midi]][0]
+                if kind == "stop":
+                    del tied[midi]
+                continue
+            if 0 <= midi <= 127:
+                notes.append([start, end - start, midi, int(loud)])
+                if kind == "start":
+                    tied[midi] = len(notes) - 1
+    return notes
 
 
 def _concatenate(scores: list[symusic.Score]) -> symusic.Score:

@@ -49,6 +49,7 @@ class Run:
     tokenizer: dict  # Tokenizer.to_dict(): name, settings and the vocabulary
     train: TrainConfig | None = None  # None for a run written by hand
     styles: tuple[str, ...] = ()
+    default_style: str = ""  # composed when none is asked for ("": the first)
     data: DataRecord = field(default_factory=DataRecord)
     unigram_nll: float | None = None  # validation NLL of token frequencies alone
     world_size: int = 1
@@ -73,6 +74,8 @@ class Run:
                "tokenizer": self.tokenizer, "styles": list(self.styles),
                "data": asdict(self.data), "baseline": {"unigram_nll": self.unigram_nll},
                "world_size": self.world_size, "versions": self.versions}
+        if self.default_style:
+            out["default_style"] = self.default_style
         if self.step is not None:
             out |= {"step": self.step, "metrics": self.metrics}
         return out
@@ -107,9 +110,12 @@ class Run:
         styles = _get(d, "styles", list, [])
         if not all(isinstance(s, str) for s in styles) or len(styles) > model.n_styles:
             raise UserError(f"styles must be at most {model.n_styles} names (model n_styles)")
+        default_style = _get(d, "default_style", str, "")
+        if default_style and default_style not in styles:
+            raise UserError(f"default_style {default_style!r} is not one of its styles")
         baseline = _get(d, "baseline", (dict, type(None)), None) or {}
         return cls(
-            model=model, tokenizer=tokenizer, styles=tuple(styles),
+            model=model, tokenizer=tokenizer, styles=tuple(styles), default_style=default_style,
             train=_train_settings(train) if train else None,
             data=DataRecord(**_known(DataRecord, _get(d, "data", (dict, type(None)), None) or {})),
             unigram_nll=_number(baseline.get("unigram_nll"), "baseline unigram_nll"),
@@ -119,9 +125,9 @@ class Run:
             metrics=_metrics(_get(d, "metrics", (dict, type(None)), None) or {}))
 
     def style_index(self, name: str) -> int:
-        """The row of a style name ('' for the first); UserError for an unknown one."""
+        """The row of a style name ('' for the default one); UserError for an unknown one."""
         if not name:
-            return 0
+            return self.styles.index(self.default_style) if self.default_style else 0
         if name not in self.styles:
             raise UserError(f"unknown style {name!r}; this run knows: {', '.join(self.styles)}")
         return self.styles.index(name)
@@ -287,7 +293,8 @@ def _check_export_target(out: Path) -> None:
                             "an earlier export: choose another folder")
 
 
-def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
+def export_run(run_dir: Path, out: Path, source: str | None = None,
+               default_style: str | None = None) -> float:
     """A run's best model alone, to share or bundle: weights, config, curves and metrics,
     without the resume state, the dataset or paths of this machine. Returns its MB."""
     from dataclasses import replace
@@ -296,6 +303,11 @@ def export_run(run_dir: Path, out: Path, source: str | None = None) -> float:
     _check_export_target(out)
     _, _, run = load_run(run_dir)  # checks that the run loads before anything is written
     run = replace(run, data=replace(run.data, path=source or Path(run.data.path).name))
+    if default_style is not None:
+        if default_style not in run.styles:
+            raise UserError(f"--default-style {default_style!r}: {run_dir} knows "
+                            f"{', '.join(run.styles) or 'no style'}")
+        run = replace(run, default_style=default_style)
     with atomic.building_dir(out) as staged:
         (staged / WEIGHTS).write_bytes((run_dir / WEIGHTS).read_bytes())
         (staged / CONFIG).write_text(json.dumps(run.to_json(), indent=1) + "\n")

@@ -102,6 +102,7 @@ class ModelEntry:
     run_dir: Path | None  # None: the model bundled with lstmusic
     tokenizer: str
     styles: tuple[str, ...]
+    default_style: str  # composed when none is asked for
     val_nll: float | None
     val_perplexity: float | None
     unigram_nll: float | None
@@ -159,7 +160,9 @@ def _entry(model_id: str, folder: Path | None) -> ModelEntry:
     run = read_run(folder)
     return ModelEntry(
         id=model_id, name=folder.name if folder else "bundled", run_dir=folder,
-        tokenizer=run.tokenizer_name, styles=run.styles, val_nll=_rounded(run.val_loss),
+        tokenizer=run.tokenizer_name, styles=run.styles,
+        default_style=run.styles[run.style_index("")] if run.styles else "",
+        val_nll=_rounded(run.val_loss),
         val_perplexity=_rounded(run.metrics.get("val_perplexity")),
         unigram_nll=_rounded(run.unigram_nll), step=run.step)
 

@@ -33,8 +33,8 @@ function describe(m) {
 function fillStyles() {
   const m = models.find((x) => x.id === $("model").value);
   const style = $("style");
-  // With no style asked for, the composer uses the model's first one.
-  style.replaceChildren(new Option(m.styles.length ? `(default: ${m.styles[0]})` : "(none)", ""));
+  // With no style asked for, the composer uses the model's default one.
+  style.replaceChildren(new Option(m.styles.length ? `(default: ${m.default_style})` : "(none)", ""));
   for (const s of m.styles) style.add(new Option(s, s));
   $("model-info").textContent = `${describe(m)} · ${m.run_dir}`;
 }
@@ -46,7 +46,8 @@ async function init() {
   audioMissing = info.audio_missing;
   for (const m of models) {
     let label = `${m.name} · ${m.tokenizer}`;
-    if (m.styles.length) label += ` · ${m.styles.join(", ")}`;
+    if (m.styles.length) label += m.styles.length > 4 ? ` · ${m.styles.length} styles`
+      : ` · ${m.styles.join(", ")}`;
     if (m.val_nll !== null) label += ` · val ${m.val_nll}`;
     $("model").add(new Option(label, m.id));
   }
