@@ -212,6 +212,17 @@ def test_music21_corpus_source_and_classic_tokenizer(tmp_path):
     assert tokens[0][0].isalpha() and any(ch.isdigit() for ch in tokens[0])  # like "A4"
 
 
+def test_music21_all_is_every_corpus_each_its_own_style():
+    from lstmusic.sources import list_corpora
+
+    files = dataset.resolve_all(["music21:all"])
+    corpora = list_corpora()
+    assert len(files) == sum(corpora.values())
+    assert {f.style for f in files} == set(corpora)
+    bach = [f for f in files if f.style == "bach"]
+    assert [f.name for f in bach] == [f.name for f in dataset.resolve_all(["music21:bach"])]
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda m: m["files"][0].update(offset=-5), "lie outside tokens.npy"),
     (lambda m: m["files"][0].update(tokens=10**12), "lie outside tokens.npy"),

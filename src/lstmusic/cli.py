@@ -253,7 +253,8 @@ def cmd_corpora(args) -> int:
 COMMANDS = [
     ("prepare", cmd_prepare, "turn folders of MIDI or scores into a token dataset", [
         (("sources",), dict(nargs="+", metavar="SOURCE",
-                         help="a folder (searched recursively), a file, or music21:NAME")),
+                         help="a folder (searched recursively), a file, music21:NAME, or "
+                              "music21:all (every corpus, each its own style)")),
         (("-o", "--output"), dict(required=True, metavar="DATASET_DIR"))], ["PrepareConfig"]),
     ("merge", cmd_merge, "join datasets (the shards of prepare --shard I/N) into one", [
         (("shards",), dict(nargs="+", metavar="SHARD_DIR")),

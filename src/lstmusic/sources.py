@@ -2,7 +2,8 @@
 
 A SOURCE is a folder (searched recursively), a single file, or `music21:NAME`, a folder of the
 corpus that ships inside the music21 package (`music21:bach` is the 433 Bach chorales): data
-that works on a fresh machine with no files of one's own.
+that works on a fresh machine with no files of one's own. `music21:all` is every one of them
+(the base model's training data), each its own style.
 
 A file's style is the name of the immediate subfolder of the SOURCE folder it was found in
 (`games/zelda/x.mid` -> `zelda`), or the SOURCE's own name for files at its top, so that one
@@ -21,6 +22,7 @@ MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".abc", ".krn")
 SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
 MUSIC21_PREFIX = "music21:"
+ALL_CORPORA = "all"
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,12 @@ def _walk(folder: Path) -> list[Path]:
     )
 
 
-def _from_folder(folder: Path, label: str, top_style: str) -> list[SourceFile]:
+def _from_folder(folder: Path, label: str, top_style: str,
+                 by_subfolder: bool = True) -> list[SourceFile]:
     out = []
     for path in _walk(folder):
         rel = path.relative_to(folder)
-        style = rel.parts[0] if len(rel.parts) > 1 else top_style
+        style = rel.parts[0] if by_subfolder and len(rel.parts) > 1 else top_style
         out.append(SourceFile(path.resolve(), f"{label}/{rel.as_posix()}", style))
     return out
 
@@ -71,6 +74,8 @@ def resolve(source: str) -> list[SourceFile]:
     """The files of one SOURCE, sorted by name. Raises `UserError` if it does not exist."""
     if source.startswith(MUSIC21_PREFIX):
         name = source[len(MUSIC21_PREFIX):].strip("/")
+        if name == ALL_CORPORA:
+            return [f for corpus in list_corpora() for f in resolve(MUSIC21_PREFIX + corpus)]
         root = music21_corpus_root()
         folder = root / name
         # A name is a folder of the corpus, never a way out of it (music21:../../etc).
@@ -81,8 +86,9 @@ def resolve(source: str) -> list[SourceFile]:
             raise UserError(
                 f"{source}: no such music21 corpus; `lstmusic corpora` lists the names"
             )
-        # Files of a built-in corpus all share its name as their style.
-        return _from_folder(folder, source, name)
+        # Files of a built-in corpus all share its name as their style (its subfolders are
+        # works, such as beethoven/opus18no1, not styles).
+        return _from_folder(folder, source, name, by_subfolder=False)
     path = Path(source).expanduser()
     if path.is_dir():
         return _from_folder(path, path.name or str(path), path.resolve().name)
