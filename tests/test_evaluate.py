@@ -353,3 +353,24 @@ def test_a_metre_change_is_not_taken_for_silence():
     end = metrics.bar_start(score, 4 + 1)
     assert end == 14 * 480
     assert metrics.collapse(score, end)["longest_silence_bars"] == 0
+
+
+def test_one_style_of_a_run_is_judged_on_its_own_files(tmp_path):
+    for style, first in (("airs", 0), ("reels", 10)):
+        for i in range(first, first + 4):
+            write_midi(piano_piece(i, bars=8), tmp_path / "src" / style / f"{i}.mid")
+    prepare(PrepareConfig((str(tmp_path / "src"),), tmp_path / "ds", val_fraction=0.5,
+                          workers=1, use_cache=False))
+    train(tmp_path / "ds", tmp_path / "run", TrainConfig(preset="tiny", seq_len=32,
+          batch_size=8, max_steps=4, eval_every=4, checkpoint_every=4), log=lambda *_: None)
+    manifest = Dataset.open(tmp_path / "ds").manifest["files"]
+    reels = [e for e in manifest if e["style"] == "reels"]
+    held = [e for e in reels if e["split"] == "validation"]
+    assert held and len(held) < len([e for e in manifest if e["split"] == "validation"])
+
+    result = evaluate.run_evaluation(tmp_path / "run", samples=1, bars=2, style="reels").result
+    assert result["settings"]["style"] == "reels"
+    assert result["settings"]["reference_files"] == len(reels)
+    assert result["likelihood"]["files"] == len(held)
+    with pytest.raises(UserError, match="unknown style 'jigs'"):
+        evaluate.run_evaluation(tmp_path / "run", samples=1, bars=2, style="jigs")

@@ -49,7 +49,8 @@ def cmd_evaluate(args) -> int:
     # Where the user said to write (the default is the run folder's own file): checked
     # before the evaluation's minutes of work.
     atomic.check_replace([cfg.json, cfg.html], cfg.force)
-    ev = run_evaluation(run_dir, cfg.data, cfg.samples, cfg.bars, cfg.samples_from, cfg.seed)
+    ev = run_evaluation(run_dir, cfg.data, cfg.samples, cfg.bars, cfg.samples_from, cfg.seed,
+                        cfg.style)
     print_skipped(ev.result["skipped"])
     print_summary(ev.result)
     if cfg.json:

@@ -482,6 +482,9 @@ class EvaluateConfig:
     html: str | None = opt(None, "also write a self-contained page with piano rolls and "
                                  "audio", metavar="OUT.html")
     seed: int = opt(0, "seed of the samples", limits=(0, MAX_SEED))
+    style: str = opt("", "judge one style of a run trained on several: samples in it, and "
+                         "only its files of the run's data (default: every file, samples in "
+                         "the run's default style)")
     force: bool = opt(False, "replace existing files that lstmusic did not write")
 
     def __post_init__(self):

@@ -47,18 +47,21 @@ class Evaluation:
 
 
 def evaluate_run(run_dir, data=None, samples: int = DEFAULT_SAMPLES, bars: int = DEFAULT_BARS,
-                 samples_from=None, seed: int = 0) -> dict:
+                 samples_from=None, seed: int = 0, style: str = "") -> dict:
     """Evaluate a run folder; returns the dict that `lstmusic evaluate --json` writes.
 
     data: a dataset folder (its validation files, or all of them if it has none) or a SOURCE
     of music files, to score the likelihood on (default: the run's validation files).
     samples_from: a folder of MIDI files to judge instead of sampling the run.
+    style: one style of the run to judge: samples in it, and of the run's data only that
+    style's files ("": every file, samples in the run's default style).
     """
-    return run_evaluation(run_dir, data, samples, bars, samples_from, seed).result
+    return run_evaluation(run_dir, data, samples, bars, samples_from, seed, style).result
 
 
 def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
-                   bars: int = DEFAULT_BARS, samples_from=None, seed: int = 0) -> Evaluation:
+                   bars: int = DEFAULT_BARS, samples_from=None, seed: int = 0,
+                   style: str = "") -> Evaluation:
     """`evaluate_run`, keeping the scores for the HTML page."""
     from lstmusic.compose import Composer
 
@@ -67,17 +70,18 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
     t0, timings, skipped = time.perf_counter(), {}, []
     run_dir = Path(run_dir)
     composer = Composer.load(run_dir)
+    composer.run.style_index(style)  # an unknown style: one line, before any work
     ds = run_dataset(run_dir, composer.run)
     if samples_from:  # read first: a bad folder is reported before any long work
         names, scores, reports = read_samples(Path(samples_from), composer, skipped)
-    held = held_out(composer, ds, data, skipped)
+    held = held_out(composer, ds, data, skipped, style)
     timings["reading"] = _lap(t0, timings)
     likelihood = score_likelihood(composer.model, held)
     timings["likelihood"] = _lap(t0, timings)
     if not samples_from:
-        names, scores, reports = generate_samples(composer, samples, bars, seed)
+        names, scores, reports = generate_samples(composer, samples, bars, seed, style)
     timings["samples"] = _lap(t0, timings)
-    corpus = Corpus.of(composer.tokenizer, ds, bars)
+    corpus = Corpus.of(composer.tokenizer, ds, bars, style)
     timings["reference"] = _lap(t0, timings)
     rows, excerpts, originality = judge_samples(names, scores, reports, corpus, bars)
     timings["originality"] = _lap(t0, timings)
@@ -89,7 +93,8 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
         "repairs": sum(r["repairs"] for r in rows),
         "samples": rows,
         "run": run_info(run_dir, composer),
-        "settings": {"data": held["description"], "samples": len(rows), "bars": bars,
+        "settings": {"data": held["description"], "style": style, "samples": len(rows),
+                     "bars": bars,
                      "samples_from": str(samples_from) if samples_from else None, "seed": seed,
                      "reference_excerpts": len(corpus.stats),
                      "reference_files": len(corpus.train) + len(corpus.validation),
@@ -130,8 +135,9 @@ def check_tokenizer(run, ds, where: str) -> None:
                         "prepare it with the run's --tokenizer, or pass a folder of MIDI files")
 
 
-def held_out(composer, run_ds, data, skipped: list) -> dict:
-    """The files to score: {files: [(BOS + ids + EOS, style)], notes, seconds, description}."""
+def held_out(composer, run_ds, data, skipped: list, style: str = "") -> dict:
+    """The files to score: {files: [(BOS + ids + EOS, style)], notes, seconds, description};
+    of the run's own data, only `style`'s files when one is named."""
     from lstmusic.dataset import Dataset, is_dataset
 
     if data is None or is_dataset(Path(data)):
@@ -139,6 +145,8 @@ def held_out(composer, run_ds, data, skipped: list) -> dict:
         if data is not None:
             check_tokenizer(composer.run, ds, str(data))
         entries = ds.split("validation") or ([] if data is None else ds.manifest["files"])
+        if data is None and style:
+            entries = [e for e in entries if e["style"] == style]
         if not entries:
             raise UserError(f"{ds.root}: no validation files to score; pass --data")
         files = [(np.asarray(ds.file_ids(e), np.int64), _style(composer, e["style"]))
@@ -174,7 +182,9 @@ def tokenize_source(composer, source: str, skipped: list) -> tuple[list, list]:
 
 
 def _style(composer, name: str) -> int:
-    return composer.styles.index(name) if name in composer.styles else 0
+    """The row of a file's style; music of a style the run does not know is scored with the
+    run's default style."""
+    return composer.run.style_index(name if name in composer.styles else "")
 
 
 def _framed(ids: np.ndarray) -> np.ndarray:
@@ -210,9 +220,13 @@ class Corpus:
     figures: metrics.CopyIndex  # NGRAM-note figures of the training files
 
     @classmethod
-    def of(cls, tokenizer, ds, bars: int) -> Corpus:
-        train = decode_entries(tokenizer, ds, ds.split("train"))
-        validation = decode_entries(tokenizer, ds, ds.split("validation"))
+    def of(cls, tokenizer, ds, bars: int, style: str = "") -> Corpus:
+        """Of every file, or of one style's files only."""
+        def files(split):
+            return [e for e in ds.split(split) if not style or e["style"] == style]
+
+        train = decode_entries(tokenizer, ds, files("train"))
+        validation = decode_entries(tokenizer, ds, files("validation"))
         excerpts = reference_excerpts([s for _, s in train + validation], bars)
         figures = metrics.CopyIndex([s for _, s in train], [n for n, _ in train], metrics.NGRAM)
         return cls(train, validation, [metrics.piece_stats(e) for e in excerpts], figures)
@@ -264,9 +278,10 @@ def _score_batch(model, files, device) -> tuple[float, float, float]:
 
 
 # ------------------------------------------------------------------ samples
-def generate_samples(composer, n: int, bars: int, seed: int) -> tuple[list, list, list]:
+def generate_samples(composer, n: int, bars: int, seed: int,
+                     style: str = "") -> tuple[list, list, list]:
     """(names, scores, piece reports) of n samples of `bars` bars, one batch."""
-    pieces = composer.generate(n=n, bars=bars, seed=seed).pieces
+    pieces = composer.generate(n=n, bars=bars, seed=seed, style=style).pieces
     return ([f"sample-{i}" for i in range(1, n + 1)], [p.score for p in pieces],
             [{"repairs": p.report.repairs, "resampled_bars": p.report.resampled_bars,
               "planned_bars": bars} for p in pieces])
