@@ -102,22 +102,30 @@ def held_out_chorales(out: Path) -> Path:
     return out
 
 
-def bach_check(lst, env, work: Path, base: str, bach: Path) -> None:
-    """Held-out NLL per note on the Bach chorales: the base against the Bach-only model."""
+def bach_check(work: Path, bach: Path) -> None:
+    """Held-out NLL per note on the Bach chorales: the base against the Bach-only model.
+    Scored in this process with evaluate's own functions: `lstmusic evaluate` would also
+    want each model's training data for its reference statistics."""
+    import torch
+
+    from lstmusic.compose import Composer
+    from lstmusic.evaluate import held_out, score_likelihood
+    from lstmusic.run import bundled_run_dir
+
+    torch.set_num_threads(2)
     chorales = held_out_chorales(work / "bach-held-out")
     say(f"BACH {len(list(chorales.iterdir()))} chorales held out from the base's training")
-    for name, run in (("base", base), ("bach-only", str(bach))):
-        out = work / f"bach-{name}.json"
-        rc, _, lines = run_logged([*lst, "evaluate", run, "--data", str(chorales), "--samples",
-                                   "1", "--json", str(out)], env, f"evaluate {name} on bach")
-        must(rc, lines, f"evaluate {name} on bach")
-        nll = json.loads(out.read_text())["likelihood"]["nll_per_note"]
-        say(f"BACH {name}: held-out NLL per note on the chorales {nll:.3f}")
+    for name, run in (("base", bundled_run_dir()), ("bach-only", bach)):
+        composer = Composer.load(run)
+        result = score_likelihood(composer.model, held_out(composer, None, str(chorales), []))
+        say(f"BACH {name}: held-out NLL per note on the chorales {result['nll_per_note']:.3f} "
+            f"({result['nll_per_token']:.3f} nats/token, {result['files']} files)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 35])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10, 35],
+                    help="folder sizes; none (--sizes alone) with --bach-check: only that")
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 30])
     ap.add_argument("--starts", nargs="+", default=["scratch", "base", "bach"],
                     choices=["scratch", "base", "bach"])
@@ -146,7 +154,7 @@ def main() -> None:
                     f"val {r['val_loss']:.3f} | held-out NLL/note {r['nll_per_note']:.2f} | "
                     f"{ov} | {time.perf_counter() - t0:.0f} s (load {load1()})")
     if args.bach_check:
-        bach_check(lst, env, work, "bundled", bach)
+        bach_check(work, bach)
     say(f"load {load1()} at the end; work folder {work}")
 
 

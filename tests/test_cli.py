@@ -124,6 +124,11 @@ def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "mine" and (tmp_path / "file").read_text() == "mine"
 
 
+def test_styles_lists_the_bundled_models_styles_with_no_run(capsys):
+    assert main(["styles"]) == 0
+    assert {"bach", "palestrina", "essenFolksong"} <= set(capsys.readouterr().out.split())
+
+
 def test_export_records_the_style_composed_by_default(tmp_path, capsys):
     from lstmusic.run import bundled_run_dir, read_run
 

@@ -208,7 +208,7 @@ def cmd_render(args) -> int:
 def cmd_styles(args) -> int:
     from lstmusic.run import read_run
 
-    for name in read_run(Path(args.run_dir)).styles:
+    for name in read_run(args.run_dir).styles:
         print(name)
     return 0
 
@@ -277,7 +277,8 @@ COMMANDS = [
     ("render", cmd_render, "a WAV and a piano-roll PNG of a MIDI file",
      [(("midi",), dict(metavar="FILE.mid"))], ["OutputConfig"]),
     ("styles", cmd_styles, "list the styles a run can be steered to",
-     [(("run_dir",), dict(metavar="RUN_DIR"))], []),
+     [(("run_dir",), dict(nargs="?", metavar="RUN_DIR",
+                          help="a run folder (default: the bundled model)"))], []),
     ("serve", cmd_serve, "the studio: compose, listen and look in the browser", [
         (("run_dirs",), dict(nargs="*", metavar="RUN_DIR",
                           help="run folders to offer (the bundled model is always offered)"))],

@@ -343,7 +343,8 @@ class GenerateConfig:
     prime_bars: int = opt(4, "bars of the prime", limits=(1, 256))
     omit_prime: bool = opt(False, "leave the prime out of the output")
     prime_from_data: bool = opt(False, "start from a random window of the training data")
-    style: str = opt("", "steer with one of the run's styles (lstmusic styles RUN_DIR)",
+    style: str = opt("", "steer with one of the run's styles (lstmusic styles RUN_DIR; "
+                         "default: the run's default style, e.g. bach for the bundled model)",
                      metavar="NAME")
     tempo: float = opt(0.0, "BPM (0: the model's choice, else 120), else 10..400",
                        limits=(0, 400))

@@ -38,8 +38,8 @@ def health_lines(manifest: dict) -> tuple[list[str], list[str]]:
     if minutes < SMALL_MINUTES or t["tokens"] < SMALL_TOKENS:
         warnings.append(
             f"small corpus ({minutes:.0f} min, {t['tokens']:,} tokens): a model will soon "
-            "memorise it. Add more files, keep transposition augmentation on, or fine-tune a "
-            "model trained on a larger corpus with `lstmusic train --init-from RUN_DIR`."
+            "memorise it. Add more files, keep transposition augmentation on, and fine-tune "
+            "(what `lstmusic train` does by default: it starts from the base model)."
         )
     if t["validation_files"] == 0:
         warnings.append("no validation files: the loss cannot tell learning from memorising; "
