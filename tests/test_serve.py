@@ -184,7 +184,7 @@ def test_the_shown_command_reproduces_the_served_midi(server, tmp_path, monkeypa
     ({"tempo": 12}, "tempo must be 0"),
     ({"program": 128}, "program must be between 0 and 127"),
     ({"model": "../../etc"}, "unknown model"),
-    ({"style": "mozart"}, "has no style 'mozart'"),
+    ({"style": "polka"}, "has no style 'polka'"),
 ])
 def test_out_of_range_values_are_refused_with_a_message(server, params, says):
     base, studio = server
