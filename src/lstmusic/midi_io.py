@@ -255,8 +255,6 @@ def from_music21(stream) -> symusic.Score:
         return _concatenate(scores)
     try:
         return _score_of(stream)
-    except BadFile:
-        raise
     except Exception as exc:  # noqa: BLE001 - music21 objects fail in many ways when damaged
         raise BadFile(f"cannot convert the score to notes: {_first_line(exc)}") from None
 
@@ -265,8 +263,7 @@ def _score_of(stream) -> symusic.Score:
     from music21 import meter, tempo
 
     out = symusic.Score(TICKS_PER_QUARTER)
-    parts = list(stream.parts) if hasattr(stream, "parts") and stream.parts else [stream]
-    for part in parts:
+    for part in list(getattr(stream, "parts", [])) or [stream]:
         notes = _part_notes(part.flatten())
         if notes:
             track = symusic.Track(name="", program=0, is_drum=False)
@@ -275,27 +272,23 @@ def _score_of(stream) -> symusic.Score:
                 time=a[:, 0].astype(np.int32), duration=a[:, 1].astype(np.int32),
                 pitch=a[:, 2].astype(np.int8), velocity=a[:, 3].astype(np.int8))
             out.tracks.append(track)
+    # One per time, the first: each part repeats the metre, and music21's ABC reader
+    # sometimes puts one in twice.
     flat = stream.flatten()
-    seen = set()
+    tempos, metres = {}, {}
     for mark in flat.getElementsByClass(tempo.MetronomeMark):
         qpm = mark.getQuarterBPM()
-        at = _ticks(mark.offset)
-        if qpm and qpm > 0 and at not in seen:
-            seen.add(at)
-            out.tempos.append(symusic.Tempo(at, qpm=float(qpm)))
-    seen = set()
-    # Each part repeats the metre, and music21's ABC reader sometimes puts one in twice.
+        if qpm and qpm > 0:
+            tempos.setdefault(_ticks(mark.offset), float(qpm))
     for sig in flat.getElementsByClass(meter.TimeSignature):
-        at = _ticks(sig.offset)
-        if at not in seen:
-            seen.add(at)
-            out.time_signatures.append(symusic.TimeSignature(at, sig.numerator,
-                                                             sig.denominator))
+        metres.setdefault(_ticks(sig.offset), (sig.numerator, sig.denominator))
     # What music21's MIDI writer assumes where the score says nothing.
-    if not any(t.time == 0 for t in out.tempos):
-        out.tempos.insert(0, symusic.Tempo(0, qpm=120.0))
-    if not any(t.time == 0 for t in out.time_signatures):
-        out.time_signatures.insert(0, symusic.TimeSignature(0, 4, 4))
+    tempos.setdefault(0, 120.0)
+    metres.setdefault(0, (4, 4))
+    for at, qpm in sorted(tempos.items()):
+        out.tempos.append(symusic.Tempo(at, qpm=qpm))
+    for at, (num, den) in sorted(metres.items()):
+        out.time_signatures.append(symusic.TimeSignature(at, num, den))
     return out
 
 
