@@ -1,8 +1,10 @@
 """Fine-tuning's learning-rate schedule: the bundled model fine-tuned on a folder with the
 schedule of training from scratch (warm-up to --lr) against no warm-up at 1, 0.3 and 0.1 x
---lr; same data, steps and seed, validation every 25 steps from step 0.
+--lr; same data, steps and seed, validation every 25 steps from step 0. Each variant's best
+weights are then scored on music none of them trained on (--held-out, a folder or a SOURCE;
+by default ../shared/data/final-fantasy): held-out NLL per note.
 
-    python benchmarks/bench_finetune_lr.py [--steps 150] [--data DATASET]
+    python benchmarks/bench_finetune_lr.py [--steps 150] [--data DATASET] [--held-out SOURCE]
 
 DATASET defaults to ../shared/data/vgm-seed prepared with the default settings (the bundled
 model's tokenizer).
@@ -32,12 +34,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--data", type=Path)
+    ap.add_argument("--held-out", default=str(SHARED / "final-fantasy"))
     args = ap.parse_args()
     import torch
 
     from lstmusic import train as T
+    from lstmusic.compose import Composer
     from lstmusic.config import PrepareConfig, TrainConfig
     from lstmusic.dataset import prepare
+    from lstmusic.evaluate import held_out, score_likelihood
 
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="bench-ft-"))
@@ -55,10 +60,14 @@ def main() -> None:
                           eval_seconds=0, samples=0, patience=0, eval_tokens=20000)
         t0 = time.perf_counter()
         result = T.train(data, work / "run", cfg, log=lambda *_: None)
+        seconds = time.perf_counter() - t0
+        composer = Composer.load(work / "run")
+        held = score_likelihood(composer.model, held_out(composer, None, args.held_out, []))
         shutil.rmtree(work / "run")
         losses = " ".join(f"{r['val_loss']:.3f}" for r in result["rows"])
         say(f"{name}: val loss by step (0, 25, ...): {losses}; best {result['best_val_loss']:.3f}"
-            f" ({time.perf_counter() - t0:.0f} s)")
+            f" at step {composer.run.step}; held-out NLL per note {held['nll_per_note']:.3f}"
+            f" ({held['files']} files) ({seconds:.0f} s)")
     T.learning_rate = scratch_schedule
     say(f"load {load1()} at the end")
     shutil.rmtree(work, ignore_errors=True)

@@ -5,12 +5,15 @@ gerudo.mid, is also in vgm-seed).
 
 For each folder size (the first N files of ../shared/data/vgm-seed) and each start, `lstmusic
 train` runs for each time budget; `lstmusic evaluate` then gives the held-out NLL per note on
-../shared/data/final-fantasy and the MusPy overlaps of its samples against the folder's own
-music. With --bach-check, the base's and the Bach-only model's NLL per note on the Bach
-chorales held out from training are compared too.
+all 92 files of ../shared/data/final-fantasy and the MusPy overlaps of its samples against
+the folder's own music (32 samples: with 8, the overlaps moved by 0.1 between evaluations of
+one run). With --bach-check, the base's and the Bach-only model's NLL per note on the Bach
+chorales held out from training are compared too. --rescore scores run folders trained
+before (WORK/run-*) on the held-out music again, in this process, without training.
 
     python benchmarks/bench_minutes.py [--sizes 10 35] [--minutes 1 2 5 10 30]
-        [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 8] [--bach-check]
+        [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 32] [--bach-check]
+    python benchmarks/bench_minutes.py --rescore WORK [WORK ...]
 
 The Bach-only model is read from git (`--bach-ref`, the last commit whose bundled model was
 the Bach chorale model), so no copy of it is kept in the repository.
@@ -30,6 +33,7 @@ from common import load1, run_logged, say, work_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+HELD_OUT = SHARED / "final-fantasy"
 OVERLAPS = ("pitch_class_entropy", "scale_consistency", "note_density", "polyphony")
 START_FLAGS = {"scratch": ["--from-scratch"], "base": []}  # bach: --init-from its folder
 
@@ -102,6 +106,22 @@ def held_out_chorales(out: Path) -> Path:
     return out
 
 
+def rescore(works: list[Path]) -> None:
+    """Held-out NLL per note on all of final-fantasy, of every run folder under `works`."""
+    import torch
+
+    from lstmusic.compose import Composer
+    from lstmusic.evaluate import held_out, score_likelihood
+
+    torch.set_num_threads(2)
+    for run in sorted(r for w in works for r in w.glob("run-*") if (r / "config.json").exists()):
+        composer = Composer.load(run)
+        result = score_likelihood(composer.model, held_out(composer, None, str(HELD_OUT), []))
+        say(f"RESCORE {run.name.removeprefix('run-')} ({run.parent.name}): held-out NLL per note"
+            f" {result['nll_per_note']:.3f} ({result['nll_per_token']:.3f} nats/token, "
+            f"{result['files']} files); best step {composer.run.step}")
+
+
 def bach_check(work: Path, bach: Path) -> None:
     """Held-out NLL per note on the Bach chorales: the base against the Bach-only model.
     Scored in this process with evaluate's own functions: `lstmusic evaluate` would also
@@ -130,24 +150,26 @@ def main() -> None:
     ap.add_argument("--starts", nargs="+", default=["scratch", "base", "bach"],
                     choices=["scratch", "base", "bach"])
     ap.add_argument("--bach-ref", default="f2bcff5", help="a commit with the Bach-only model")
-    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--bach-check", action="store_true")
+    ap.add_argument("--rescore", type=Path, nargs="+", metavar="WORK")
     args = ap.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED} is missing")
+    if args.rescore:
+        return rescore(args.rescore)
     work, env = work_folder("bench-minutes-", 2)
     lst = [sys.executable, "-m", "lstmusic"]
     bach = bach_only(args.bach_ref, work / "bach-only")
     starts = {**START_FLAGS, "bach": ["--init-from", str(bach)]}
     say(f"load {load1()}; work folder {work}")
-    held = prepare(lst, env, [SHARED / "final-fantasy"], work / "held-out")
     for n in args.sizes:
         data = prepare(lst, env, [subset(SHARED / "vgm-seed", n, work / f"vgm-{n}")],
                        work / f"data-{n}")
         for start in args.starts:
             for minutes in args.minutes:
                 t0 = time.perf_counter()
-                r = one(lst, env, data, held, starts[start], minutes, args.samples, work,
+                r = one(lst, env, data, HELD_OUT, starts[start], minutes, args.samples, work,
                         f"{n}-{start}-{minutes:g}")
                 ov = " ".join(f"{k} {v:.2f}" for k, v in r["overlaps"].items())
                 say(f"ROW files {n} | {start} | {minutes:g} min | steps {r['steps']} | "
