@@ -106,17 +106,23 @@ def held_out_chorales(out: Path) -> Path:
     return out
 
 
-def rescore(works: list[Path]) -> None:
-    """Held-out NLL per note on all of final-fantasy, of every run folder under `works`."""
+def likelihood(run: Path, music: Path) -> tuple[dict, object]:
+    """(evaluate's likelihood figures of `run` on the MIDI files of `music`, its Composer),
+    scored in this process on 2 threads."""
     import torch
 
     from lstmusic.compose import Composer
     from lstmusic.evaluate import held_out, score_likelihood
 
     torch.set_num_threads(2)
+    composer = Composer.load(run)
+    return score_likelihood(composer.model, held_out(composer, None, str(music), [])), composer
+
+
+def rescore(works: list[Path]) -> None:
+    """Held-out NLL per note on all of final-fantasy, of every run folder under `works`."""
     for run in sorted(r for w in works for r in w.glob("run-*") if (r / "config.json").exists()):
-        composer = Composer.load(run)
-        result = score_likelihood(composer.model, held_out(composer, None, str(HELD_OUT), []))
+        result, composer = likelihood(run, HELD_OUT)
         say(f"RESCORE {run.name.removeprefix('run-')} ({run.parent.name}): held-out NLL per note"
             f" {result['nll_per_note']:.3f} ({result['nll_per_token']:.3f} nats/token, "
             f"{result['files']} files); best step {composer.run.step}")
@@ -126,18 +132,12 @@ def bach_check(work: Path, bach: Path) -> None:
     """Held-out NLL per note on the Bach chorales: the base against the Bach-only model.
     Scored in this process with evaluate's own functions: `lstmusic evaluate` would also
     want each model's training data for its reference statistics."""
-    import torch
-
-    from lstmusic.compose import Composer
-    from lstmusic.evaluate import held_out, score_likelihood
     from lstmusic.run import bundled_run_dir
 
-    torch.set_num_threads(2)
     chorales = held_out_chorales(work / "bach-held-out")
     say(f"BACH {len(list(chorales.iterdir()))} chorales held out from the base's training")
     for name, run in (("base", bundled_run_dir()), ("bach-only", bach)):
-        composer = Composer.load(run)
-        result = score_likelihood(composer.model, held_out(composer, None, str(chorales), []))
+        result, _ = likelihood(run, chorales)
         say(f"BACH {name}: held-out NLL per note on the chorales {result['nll_per_note']:.3f} "
             f"({result['nll_per_token']:.3f} nats/token, {result['files']} files)")
 
