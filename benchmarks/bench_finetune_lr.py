@@ -1,5 +1,5 @@
 """Fine-tuning's learning-rate schedule: the bundled model fine-tuned on a folder with the
-schedule of training from scratch (warm-up to --lr) against no warm-up at 1, 0.3 and 0.1 x
+schedule of training from scratch (warm-up to --lr) against no warm-up at 1, 0.5, 0.3 and 0.1 x
 --lr; same data, steps and seed, validation every 25 steps from step 0. Each variant's best
 weights are then scored on music none of them trained on (--held-out, a folder or a SOURCE;
 by default ../shared/data/final-fantasy): held-out NLL per note.
@@ -26,6 +26,7 @@ from common import load1, say  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VARIANTS = [("warm-up to 1 x lr (the schedule from scratch)", 1.0, True),
             ("no warm-up, 1 x lr", 1.0, False),
+            ("no warm-up, 0.5 x lr", 0.5, False),
             ("no warm-up, 0.3 x lr", 0.3, False),
             ("no warm-up, 0.1 x lr", 0.1, False)]
 

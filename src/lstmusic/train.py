@@ -41,7 +41,7 @@ __all__ = ["TrainConfig", "train", "evaluate"]
 
 # The peak learning rate of fine-tuning, as a share of --lr (measured: benchmarks/RESULTS.md,
 # "Fine-tuning's learning rate").
-FINE_TUNE_LR = 1.0
+FINE_TUNE_LR = 0.5
 
 
 def loss_of(model, ids, style):
