@@ -6,13 +6,14 @@ gerudo.mid, is also in vgm-seed).
 For each folder size (the first N files of ../shared/data/vgm-seed) and each start, `lstmusic
 train` runs for each time budget; `lstmusic evaluate` then gives the held-out NLL per note on
 all 92 files of ../shared/data/final-fantasy and the MusPy overlaps of its samples against
-the folder's own music (32 samples: with 8, the overlaps moved by 0.1 between evaluations of
-one run). With --bach-check, the base's and the Bach-only model's NLL per note on the Bach
-chorales held out from training are compared too. --rescore scores run folders trained
+the folder's own music (256 samples: with 32, the overlaps of one run moved by up to 0.2
+between seeds on the 10-file folder; with 256, by 0.04 at most). With --bach-check, the
+base's and the Bach-only model's NLL per note on the Bach chorales held out from training
+are compared too. --rescore scores run folders trained
 before (WORK/run-*) on the held-out music again, in this process, without training.
 
     python benchmarks/bench_minutes.py [--sizes 10 35] [--minutes 1 2 5 10 30]
-        [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 32] [--bach-check]
+        [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 256] [--bach-check]
     python benchmarks/bench_minutes.py --rescore WORK [WORK ...]
 
 The Bach-only model is read from git (`--bach-ref`, the last commit whose bundled model was
@@ -150,7 +151,7 @@ def main() -> None:
     ap.add_argument("--starts", nargs="+", default=["scratch", "base", "bach"],
                     choices=["scratch", "base", "bach"])
     ap.add_argument("--bach-ref", default="f2bcff5", help="a commit with the Bach-only model")
-    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--bach-check", action="store_true")
     ap.add_argument("--rescore", type=Path, nargs="+", metavar="WORK")
     args = ap.parse_args()

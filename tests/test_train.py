@@ -269,3 +269,18 @@ def test_a_base_model_missing_from_the_install_is_one_line(fixture_dataset, tmp_
                  "1", "--samples", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing from this install" in err[0] and "--from-scratch" in err[0]
+
+
+def test_the_end_of_a_run_names_the_kept_step_and_what_it_beat():
+    from lstmusic.report import verdict_lines
+
+    rows = [{"step": 0, "val_loss": 3.0}, {"step": 100, "val_loss": 2.0},
+            {"step": 150, "val_loss": 2.2}]
+    done = {"step": 150, "best_val_loss": 2.0, "unigram_nll": 4.0, "start_val_loss": 3.0,
+            "rows": rows}
+    (line,) = verdict_lines(done)
+    assert line.startswith("best validation loss 2.000 nats/token at step 100 of 150: ")
+    assert "2.000 below the unigram baseline" in line and "1.000 below the starting model" in line
+    kept = verdict_lines({**done, "best_val_loss": 3.0, "rows": rows[:1], "step": 5})
+    assert "at step 0 of 5" in kept[0] and "too short to have learned anything" in kept[1]
+    assert "starting model's weights are kept" in kept[1]

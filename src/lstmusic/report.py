@@ -169,7 +169,10 @@ def verdict_lines(result: dict) -> list[str]:
         side = "below" if best < other else "above"
         return f"{abs(other - best):.3f} {side} {name} ({other:.3f})"
 
-    lines = [f"best validation loss {best:.3f} nats/token after {result['step']} steps: "
+    rows = [r for r in result.get("rows") or [] if r.get("val_loss") == best]
+    at = (f"at step {rows[0]['step']} of {result['step']}" if rows  # the kept weights' step
+          else f"after {result['step']} steps")
+    lines = [f"best validation loss {best:.3f} nats/token {at}: "
              + against(unigram, "the unigram baseline")
              + (", " + against(start, "the starting model") if start is not None else "")]
     if best >= unigram or (start is not None and best >= start - 1e-6):
