@@ -9,8 +9,8 @@ all 92 files of ../shared/data/final-fantasy and the MusPy overlaps of its sampl
 the folder's own music (256 samples: with 32, the overlaps of one run moved by up to 0.2
 between seeds on the 10-file folder; with 256, by 0.04 at most). With --bach-check, the
 base's and the Bach-only model's NLL per note on the Bach chorales held out from training
-are compared too. --rescore scores run folders trained
-before (WORK/run-*) on the held-out music again, in this process, without training.
+are compared too. --rescore scores run folders trained before (WORK/run-*) on the held-out
+music again, in this process, without training.
 
     python benchmarks/bench_minutes.py [--sizes 10 35] [--minutes 1 2 5 10 30]
         [--starts scratch base bach] [--bach-ref GIT_REF] [--samples 256] [--bach-check]
