@@ -1,7 +1,6 @@
 """The network and its checkpoints."""
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -42,7 +41,7 @@ def test_the_stepper_matches_the_lstm_step(pitch_classes, hidden):
     v = len(VOCAB)
     model = MusicLSTM(ModelConfig.from_preset(
         "tiny", vocab_size=v, n_styles=3, layers=3, embed_dim=32, hidden_dim=hidden,
-        pitch_classes=pitch_classes, key_memory=0.9), TABLES).eval()
+        pitch_classes=pitch_classes), TABLES).eval()
     torch.nn.init.normal_(model.style.weight)
     style = torch.tensor([0, 2])
     _, state = model(torch.randint(0, v, (2, 5)), style)  # a prime, as compose runs it
@@ -73,43 +72,13 @@ def test_the_pitch_history_carries_across_windows():
     """Scoring a file in windows that carry the state equals scoring it whole."""
     torch.manual_seed(0)
     model = MusicLSTM(ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=1,
-                                              pitch_classes=True, key_memory=0.995),
-                      TABLES).eval()
+                                              pitch_classes=True), TABLES).eval()
     ids = torch.randint(0, len(VOCAB), (2, 600))  # longer than one history chunk
     whole, state = model(ids)
     first, mid = model(ids[:, :250])
     second, end = model(ids[:, 250:], None, mid)
     torch.testing.assert_close(torch.cat([first, second], 1), whole, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(end, state, rtol=1e-4, atol=1e-5)
-
-
-def test_key_memory_sets_how_long_the_pitch_history_lasts(tmp_path):
-    """After a C, 100 non-pitch tokens and a G, the history holds 0.98**101 (0.13) of the C by
-    default, as in runs saved before the field existed (their config.json has no key_memory),
-    and 0.995**101 (0.60) with key_memory 0.995, beside all of the G; so the network hears
-    another key and predicts otherwise."""
-    torch.manual_seed(0)
-    cfg = ModelConfig.from_preset("tiny", vocab_size=len(VOCAB), n_styles=1,
-                                  pitch_classes=True)
-    assert cfg.key_memory == 0.98
-    ids = torch.tensor([[VOCAB.index("Pitch_60")] + [VOCAB.index("Bar_None")] * 100
-                        + [VOCAB.index("Pitch_67")]])
-    old = MusicLSTM(cfg, TABLES).eval()
-    new = MusicLSTM(replace(cfg, key_memory=0.995), TABLES).eval()
-    new.load_state_dict(old.state_dict())
-    (old_logits, old_state), (new_logits, new_state) = old(ids), new(ids)
-    assert old_state[2][0, 0].item() == pytest.approx(0.98 ** 101, rel=1e-4)
-    assert new_state[2][0, 0].item() == pytest.approx(0.995 ** 101, rel=1e-4)
-    assert old_state[2][0, 7].item() == new_state[2][0, 7].item() == 1.0
-    assert not torch.allclose(old_logits[0, -1], new_logits[0, -1])
-    with pytest.raises(UserError, match="key_memory"):
-        replace(cfg, key_memory=1.5)
-    save_run(tmp_path, old, Run(model=cfg, tokenizer={"name": "classic", "vocab": VOCAB,
-                                                      "settings": {"name": "classic"}}))
-    record = json.loads((tmp_path / "config.json").read_text())
-    del record["model"]["key_memory"]  # as written before the field existed
-    (tmp_path / "config.json").write_text(json.dumps(record))
-    assert load_run(tmp_path)[0].cfg.key_memory == 0.98
 
 
 def test_styles_steer_the_prediction():

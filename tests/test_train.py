@@ -233,15 +233,12 @@ def test_train_fine_tunes_the_base_model_by_default(fixture_dataset, tmp_path, c
     saved = json.loads((run / "config.json").read_text())
     assert saved["train"]["init_from"] == "bundled"  # the run records where it started
     assert saved["model"]["hidden_dim"] == load_run("bundled")[0].cfg.hidden_dim
-    # the base keeps its key for a bar; a run made now keeps it for four
-    assert load_run("bundled")[0].cfg.key_memory == 0.98 and saved["model"]["key_memory"] == 0.995
     metrics = (run / "metrics.csv").read_text().splitlines()
     assert metrics[1].startswith("0,")  # validated before the first step
     # --from-scratch, or sizes of its own, train a new network
     assert main(["train", str(fixture_dataset), "-o", str(tmp_path / "new"), "--max-steps",
                  "1", "--samples", "0", "--from-scratch", "--preset", "tiny"]) == 0
-    new = json.loads((tmp_path / "new" / "config.json").read_text())
-    assert new["train"]["init_from"] == "" and new["model"]["key_memory"] == 0.995
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["train"]["init_from"] == ""
 
 
 def test_data_the_base_cannot_read_or_opposite_starts_are_one_line(fixture_dataset, tmp_path,

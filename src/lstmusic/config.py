@@ -189,16 +189,9 @@ class ModelConfig:
     # decaying histogram of the pitch classes read so far (see model.MusicLSTM): without
     # them a REMI model learns register and contour but not key. False in runs made before.
     pitch_classes: bool = False
-    # With pitch_classes: the share of the pitch-class history each token keeps. 0.98 (runs
-    # made before 2026-12-07) forgets the key within a bar of game music (~50 tokens), and
-    # pieces drift out of it; new runs take TrainConfig.key_memory.
-    key_memory: float = 0.98
 
     def __post_init__(self):
         check_types(self, lambda f: f"model {f.name}")
-        if not 0.0 <= self.key_memory <= 1.0:
-            raise UserError(f"model key_memory must be in [0, 1], not "
-                            f"{shown(self.key_memory)}")
         for name, (lo, hi) in MODEL_LIMITS.items():
             if not lo <= getattr(self, name) <= hi:
                 raise UserError(f"model {name} must be {lo:,}..{hi:,}, not "
@@ -254,12 +247,6 @@ class TrainConfig:
     pitch_classes: bool = opt(True, "key-aware pitch inputs: pitch-class and octave embeddings "
                                     "and a history of the pitch classes heard (off: the plain "
                                     "network)")
-    # 0.995 keeps a key for ~200 tokens, four bars of game music: on 10 and 35 game-music
-    # files fine-tuned for 5 minutes the samples' pitch-class entropy and scale consistency
-    # moved to the folder's (benchmarks/RESULTS.md, "Key memory"), at the same loss
-    key_memory: float = opt(0.995, "with key-aware inputs, the share of the pitch-class "
-                                   "history each token keeps (0.995: ~200 tokens, about four "
-                                   "bars; 0.98 before 2026-12-07)", limits=(0, 1))
     # batch_size x seq_len is also capped, at MAX_STEP_TOKENS
     seq_len: int = opt(128, "tokens per training window", limits=(1, 16_384))
     batch_size: int = opt(32, "windows per step (per process under torchrun)",
@@ -324,7 +311,7 @@ class TrainConfig:
 
     def model_config(self, vocab_size: int, n_styles: int) -> ModelConfig:
         sizes = {k: getattr(self, k) for k in ("embed_dim", "hidden_dim", "layers", "dropout",
-                                               "pitch_classes", "key_memory")}
+                                               "pitch_classes")}
         return ModelConfig.from_preset(self.preset, vocab_size, n_styles,
                                        **{k: v for k, v in sizes.items() if v is not None})
 

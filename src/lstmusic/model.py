@@ -7,12 +7,12 @@ carries the state, so generation costs one step per token instead of re-running 
 `Stepper` is the same step for inference only, laid out for batch-1 speed on a CPU.
 
 With `pitch_classes` (the default for new runs), pitch tokens also share a pitch-class and an
-octave embedding, and the input carries a histogram of the pitch classes read so far that
-decays by `cfg.key_memory` a token. Without them a REMI model spreads its pitch predictions
-evenly over all 12 pitch classes: it learns register and contour, not key. Trained side by
-side on the Bach chorales (benchmarks/bench_pitch_classes.py) the pair raised the probability
-the model gives to the piece's own seven pitch classes from 0.58 (chance) to 0.84 and the
-scale consistency of generated pieces from 0.64 to 0.86, at 0.99x the training speed.
+octave embedding, and the input carries a decaying histogram of the pitch classes read so
+far. Without them a REMI model spreads its pitch predictions evenly over all 12 pitch
+classes: it learns register and contour, not key. Trained side by side on the Bach chorales
+(benchmarks/bench_pitch_classes.py) the pair raised the probability the model gives to the
+piece's own seven pitch classes from 0.58 (chance) to 0.84 and the scale consistency of
+generated pieces from 0.64 to 0.86, at 0.99x the training speed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = ["PRESETS", "ModelConfig", "MusicLSTM", "Stepper"]
 
 # (h, c), each (layers, B, hidden_dim), and with pitch_classes the histogram (B, 12)
 State = tuple[torch.Tensor, ...]
+HISTORY_DECAY = 0.98  # per token: the pitch-class histogram remembers ~50 tokens (~15 notes)
 
 
 class MusicLSTM(nn.Module):
@@ -79,10 +80,10 @@ class MusicLSTM(nn.Module):
             part = pcs[:, start:start + chunk]
             t = torch.arange(part.shape[1], device=ids.device, dtype=part.dtype)
             lag = t[:, None] - t[None, :]
-            decay = torch.where(lag >= 0, self.cfg.key_memory ** lag.clamp(min=0), 0.0)
+            decay = torch.where(lag >= 0, HISTORY_DECAY ** lag.clamp(min=0), 0.0)
             hist = torch.einsum("ts,bsk->btk", decay, part)
             if last is not None:
-                hist = hist + (self.cfg.key_memory ** (t + 1))[None, :, None] * last[:, None, :]
+                hist = hist + (HISTORY_DECAY ** (t + 1))[None, :, None] * last[:, None, :]
             out.append(hist)
             last = hist[:, -1]
         return torch.cat(out, 1)
@@ -162,7 +163,7 @@ class Stepper:
             self.w_hh = [weight("weight_hh", k).t().contiguous() for k in range(cfg.layers)]
             bias = [weight("bias_ih", k) + weight("bias_hh", k) for k in range(cfg.layers)]
             embed = model.table()
-            self.pitch, self.key_memory = cfg.pitch_classes, cfg.key_memory
+            self.pitch = cfg.pitch_classes
             if self.pitch:  # the histogram's input layer, folded into layer 0's gates
                 self.pitch_class_of = model.pitch_class_of.clone()
                 self.history_in = model.history_in.weight.t() @ w_ih[0]  # (12, 4H)
@@ -196,7 +197,7 @@ class Stepper:
             if k == 0:
                 torch.index_select(self.table, 0, ids, out=g).add_(self.style0)
                 if self.pitch:
-                    self.hist.mul_(self.key_memory).add_(self.pitch_class_of[ids])
+                    self.hist.mul_(HISTORY_DECAY).add_(self.pitch_class_of[ids])
                     total = self.hist.sum(-1, keepdim=True).clamp_(min=1e-6)
                     g.addmm_(torch.div(self.hist, total, out=self.norm), self.history_in)
             else:

@@ -208,8 +208,7 @@ def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) 
                         f"({src_run.tokenizer_name}, {len(src_run.vocab)} tokens) than this "
                         f"dataset ({len(vocab)} tokens); prepare the data with the same "
                         "tokenizer")
-    # key_memory is not a weight: the network adapts to this run's within minutes (measured)
-    model_cfg = replace(src_model.cfg, n_styles=len(styles), key_memory=cfg.key_memory,
+    model_cfg = replace(src_model.cfg, n_styles=len(styles),
                         dropout=src_model.cfg.dropout if cfg.dropout is None else cfg.dropout)
     model = MusicLSTM(model_cfg, Vocabulary(vocab).tables())
     state = {k: v for k, v in src_model.state_dict().items() if k != "style.weight"}
