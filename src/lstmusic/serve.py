@@ -73,7 +73,7 @@ class Limit:
 LIMITS = {
     "bars": Limit(1, 64, 16),
     "variations": Limit(1, 4, 1),
-    "temperature": Limit(0.1, 2.0, 1.0, integer=False),
+    "temperature": Limit(0.1, 2.0, GenerateConfig.temperature, integer=False),
     "top_p": Limit(0.1, 1.0, 0.95, integer=False),
     "seed": Limit(0, 2**31 - 1, 0),
     "tempo": Limit(0, 300, 0, integer=False),  # 0: the model's tempo
