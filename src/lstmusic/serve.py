@@ -67,22 +67,30 @@ class Limit:
     integer: bool = True
 
 
-# What the page may ask for, by the page's names (`variations` is GenerateConfig's n): the
-# studio's own caps within GenerateConfig's ranges, so that one click stays a few seconds of
-# work. Anything outside is refused with a message naming the range.
+FIELDS = {"variations": "n"}  # page name -> GenerateConfig field, where they differ
+
+
+def _limit(name: str, lo: float, hi: float, integer: bool = True) -> Limit:
+    """A page field's range; its default is GenerateConfig's, so that a click and a plain
+    `lstmusic generate` compose alike."""
+    return Limit(lo, hi, getattr(GenerateConfig, FIELDS.get(name, name)), integer)
+
+
+# What the page may ask for, by the page's names: the studio's own caps within
+# GenerateConfig's ranges, so that one click stays a few seconds of work. Anything outside is
+# refused with a message naming the range.
 LIMITS = {
-    "bars": Limit(1, 64, 16),
-    "variations": Limit(1, 4, 1),
-    "temperature": Limit(0.1, 2.0, GenerateConfig.temperature, integer=False),
-    "top_p": Limit(0.1, 1.0, 0.95, integer=False),
-    "seed": Limit(0, 2**31 - 1, 0),
-    "tempo": Limit(0, 300, 0, integer=False),  # 0: the model's tempo
-    "program": Limit(0, 127, 0),
-    "prime_bars": Limit(1, 16, 4),
-    "key_strength": Limit(0, 1, 1.0, integer=False),
+    "bars": _limit("bars", 1, 64),
+    "variations": _limit("variations", 1, 4),
+    "temperature": _limit("temperature", 0.1, 2.0, integer=False),
+    "top_p": _limit("top_p", 0.1, 1.0, integer=False),
+    "seed": _limit("seed", 0, 2**31 - 1),
+    "tempo": _limit("tempo", 0, 300, integer=False),  # 0: the model's tempo
+    "program": _limit("program", 0, 127),
+    "prime_bars": _limit("prime_bars", 1, 16),
+    "key_strength": _limit("key_strength", 0, 1, integer=False),
 }
 LABELS = {"top_p": "top-p", "prime_bars": "prime bars", "key_strength": "key strength"}
-FIELDS = {"variations": "n"}  # page name -> GenerateConfig field, where they differ
 
 
 class Busy(UserError):
