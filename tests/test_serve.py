@@ -561,6 +561,8 @@ def test_page_generates_plays_and_downloads_in_chromium(server, tmp_path):
             " return i !== null && i.complete && i.naturalWidth > 100; }", timeout=30_000)
         assert "made in" in page.inner_text(".job-stage")
         assert "--seed 77" in page.text_content(".command")
+        # the page starts from `lstmusic generate`'s defaults, as the server gives them
+        assert "--temperature 0.9 " in page.text_content(".command")
         link = page.locator(".download").first
         assert link.inner_text() == "Download MIDI"
         with page.expect_download() as download:

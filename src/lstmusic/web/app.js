@@ -54,6 +54,11 @@ async function init() {
   info.instruments.forEach((name, i) => $("program").add(new Option(name, i)));
   $("model").addEventListener("change", fillStyles);
   fillStyles();
+  // Start from the server's defaults (GenerateConfig's): a click composes as `lstmusic
+  // generate` does. The seed is the dice's.
+  for (const [id, limit] of Object.entries(info.limits)) {
+    if ($(id) && id !== "seed") $(id).value = limit.default;
+  }
   $("seed").value = randomSeed();
   $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); });
   for (const id of ["temperature", "top_p", "key_strength"]) {
