@@ -1,7 +1,9 @@
-"""Rendering: a real 16-bit WAV through fluidsynth, a real PNG piano roll, one-line errors."""
+"""Rendering: a real 16-bit WAV through FluidSynth or the pip synth, a real PNG piano roll,
+one-line errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -15,9 +17,10 @@ import wave
 
 import numpy as np
 import pytest
+import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import render
+from lstmusic import atomic, render
 from lstmusic.errors import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -69,17 +72,79 @@ def test_soundfont_from_environment_must_exist(tmp_path, monkeypatch):
 def test_no_soundfont_anywhere_says_how_to_install_one(monkeypatch):
     monkeypatch.delenv("LSTMUSIC_SOUNDFONT", raising=False)
     monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+    monkeypatch.setattr(render, "PIP_SOUNDFONT", ("no_such_package_here", "x.sf2"))
     with pytest.raises(UserError) as excinfo:
         render.find_soundfont()
-    assert "apt-get install" in _one_line_error(excinfo)
+    assert "pip install pretty_midi" in _one_line_error(excinfo)
 
 
-def test_missing_fluidsynth_says_how_to_install_it(tmp_path, monkeypatch):
+def test_with_no_system_soundfont_the_one_pretty_midi_ships_is_used(monkeypatch):
+    monkeypatch.delenv("LSTMUSIC_SOUNDFONT", raising=False)
+    monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+    found = render.find_soundfont()
+    assert found.name == "TimGM6mb.sf2" and found.parent.name == "pretty_midi"
+    assert found.read_bytes()[8:12] == b"sfbk"  # a real SoundFont 2 file
+
+
+def test_without_fluidsynth_the_pip_synth_renders_a_whole_wav(tmp_path, monkeypatch):
+    """Issue 26.1: a machine with only Python and pip makes audio: no fluidsynth on PATH, no
+    system SoundFont."""
+    midi = write_midi(piano_piece(bars=2), tmp_path / "piece.mid")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("LSTMUSIC_SOUNDFONT", raising=False)
+    monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+    assert render.find_synth() == "midirenderer"
+    wav = render.render_audio(midi, tmp_path / "piece.wav", sample_rate=22050)
+    seconds, rms_db, _ = _heard(wav, 22050)
+    music = symusic.Score(str(midi)).to("second").end()
+    assert music < seconds <= music + render.TAIL_S
+    assert rms_db > -40  # well above silence
+    assert atomic.marked(wav)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["piece.mid", "piece.wav"]
+
+
+def test_a_synth_asked_for_and_not_installed_says_how_to_install_it(tmp_path, monkeypatch):
     midi = write_midi(piano_piece(bars=1), tmp_path / "piece.mid")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("LSTMUSIC_SYNTH", "fluidsynth")
     with pytest.raises(UserError, match="fluidsynth.*apt-get install"):
         render.render_audio(midi, tmp_path / "piece.wav")
+    monkeypatch.setenv("LSTMUSIC_SYNTH", "timidity")
+    with pytest.raises(UserError, match="LSTMUSIC_SYNTH=timidity: must be one of"):
+        render.find_synth()
     assert not (tmp_path / "piece.wav").exists()
+
+
+def test_the_two_synths_agree_on_length_loudness_and_silence(tmp_path, monkeypatch, soundfont,
+                                                             shared_data):
+    """Issue 26.1: one game-music piece through FluidSynth and through the pip synth (each
+    with its own SoundFont: the system one, and TimGM6mb from pip): the same length within
+    the release tail, loudness within 6 dB, and sound where the music sounds."""
+    midi = shared_data / "vgm-seed" / "Sarias_Song_piano.mid"
+    music = symusic.Score(str(midi)).to("second").end()
+    heard = {}
+    for synth, sf2 in (("fluidsynth", soundfont), ("midirenderer", None)):
+        monkeypatch.setenv("LSTMUSIC_SYNTH", synth)
+        if sf2 is None:
+            monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+        heard[synth] = _heard(render.render_audio(midi, tmp_path / f"{synth}.wav", sf2), 44100)
+    (fs_s, fs_db, fs_quiet), (mr_s, mr_db, mr_quiet) = heard["fluidsynth"], heard["midirenderer"]
+    assert music <= fs_s <= music + render.TAIL_S and music <= mr_s <= music + render.TAIL_S
+    assert abs(fs_s - mr_s) < 3.0
+    assert abs(fs_db - mr_db) < 6.0, (fs_db, mr_db)
+    assert fs_quiet < 0.1 and mr_quiet < 0.1  # the share of silent seconds within the music
+
+
+def _heard(wav, rate: int) -> tuple[float, float, float]:
+    """(seconds, RMS level in dBFS, share of the music's whole seconds that are silent)."""
+    with wave.open(str(wav), "rb") as w:
+        assert (w.getsampwidth(), w.getframerate(), w.getnchannels()) == (2, rate, 2)
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
+    seconds = len(x) / 2 / rate
+    level = 20 * np.log10(np.sqrt(np.mean(x**2)) / 32768)
+    whole = x[: int(seconds - 3) * 2 * rate].reshape(-1, 2 * rate)  # the last ~3 s: release
+    quiet = float((np.abs(whole).max(axis=1) < render.SILENT_PEAK).mean()) if len(whole) else 0
+    return seconds, level, quiet
 
 
 def _fake_fluidsynth(tmp_path, monkeypatch, body: str):
@@ -117,7 +182,7 @@ w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100); w.writeframes(bytes
     # FluidSynth that could not read the file says why, and exits 0: its reason is given.
     sf2 = _fake_fluidsynth(tmp_path, monkeypatch, body + """
 sys.stderr.write("fluidsynth: error: Not a MIDI file\\n")""")
-    with pytest.raises(UserError, match=r"silence \(fluidsynth: fluidsynth: error: Not a MIDI"):
+    with pytest.raises(UserError, match=r"silence \(fluidsynth: error: Not a MIDI"):
         render.render_audio(midi, tmp_path / "out" / "piece.wav", sf2)
 
 
@@ -325,3 +390,43 @@ while True:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["piece.mid"]
     with pytest.raises(ProcessLookupError):  # FluidSynth went with the command
         os.kill(int(pid.read_text()), 0)
+
+
+def test_a_wav_that_cannot_be_made_costs_only_the_wav(tmp_path, monkeypatch, capsys):
+    """Issue 26.1: the synth fails; the MIDI, the PNG and the score are written all the same,
+    one line says why there is no WAV, the exit status is 3 (PARTIAL) and the --report JSON
+    has no_wav."""
+    from lstmusic.cli import PARTIAL, main
+
+    _fake_fluidsynth(tmp_path, monkeypatch, 'sys.stderr.write("bad sf2\\n"); sys.exit(1)')
+    monkeypatch.setenv("LSTMUSIC_SYNTH", "fluidsynth")
+    out, report = tmp_path / "out" / "song.mid", tmp_path / "out" / "song.json"
+    status = main(["generate", "-o", str(out), "--bars", "2", "--audio", "--plot", "--score",
+                   "--report", str(report)])
+    said = capsys.readouterr()
+    assert status == PARTIAL == 3
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "song.json", "song.mid", "song.musicxml", "song.png", "song.svg", "song.timemap"]
+    err = said.err.strip()
+    assert "\n" not in err and "no WAV for" in err and "song.mid" in err and "bad sf2" in err
+    piece = json.loads(report.read_text())["pieces"][0]
+    assert "wav" not in piece and "bad sf2" in piece["no_wav"]
+
+
+def test_a_failed_render_never_sets_the_callers_cancel_event(tmp_path, monkeypatch):
+    """Issue 26.3.1: the studio passes its own stop event; one piece whose WAV fails must not
+    set it (every later job would end "the studio was stopped")."""
+    import threading
+
+    from lstmusic.writeout import Target, write_all
+
+    _fake_fluidsynth(tmp_path, monkeypatch, 'sys.exit(1)')
+    monkeypatch.setenv("LSTMUSIC_SYNTH", "fluidsynth")
+    studio_stop = threading.Event()
+    scores = [piano_piece(seed, bars=1) for seed in (1, 2)]
+    places = [Target(tmp_path / f"p{i}.mid", tmp_path / f"p{i}.wav", tmp_path / f"p{i}.png")
+              for i in (1, 2)]
+    written = write_all(scores, places, tmp_path / "fake.sf2", cancel=studio_stop)
+    assert not studio_stop.is_set()
+    assert [w.wav for w in written] == [None, None] and all(w.no_wav for w in written)
+    assert all(w.png and w.png.exists() and w.midi.exists() for w in written)

@@ -112,8 +112,10 @@ def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_pa
     assert "silent.mid: no notes" in err and "\n" not in err
     monkeypatch.setattr(score, "MAX_NOTES", 5)  # a score too long to engrave
     again = tmp_path / "again.mid"
-    assert main(["generate", "-o", str(again), "--bars", "4", "--score", "--plot"]) == 0
-    assert "no score" in capsys.readouterr().out
+    # The music is written, the score asked for is not: exit status 3 and one line why.
+    assert main(["generate", "-o", str(again), "--bars", "4", "--score", "--plot"]) == 3
+    said = capsys.readouterr()
+    assert "no score" in said.out and said.err.count("\n") == 1 and "again.mid" in said.err
     assert again.exists() and again.with_suffix(".png").exists()
     assert not again.with_suffix(".musicxml").exists()
 

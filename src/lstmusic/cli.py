@@ -2,7 +2,9 @@
 
 Start-up stays light (no torch, no miditok) so that `lstmusic --help` answers at once; each
 subcommand imports what it needs. A user's mistake ends with one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback. A command that wrote its music but not every file asked for
+(a WAV that could not be rendered, sheet music that could not be engraved) says why in one
+line each and exits with status 3 (PARTIAL).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from lstmusic import __version__
 from lstmusic.errors import UserError
 from lstmusic.options import add_options, settings
+
+PARTIAL = 3  # exit status: the music was written, some other file asked for was not
 
 
 def _console(stderr: bool = False):
@@ -164,23 +168,28 @@ def cmd_generate(args) -> int:
               f"{r['distinct_pitches']} pitches, {r['resampled_bars']} bars resampled, "
               f"{r['repairs']} repairs{extra}"
               + "".join(f"; {k} {r[k]}" for k in ("wav", "png", "musicxml") if k in r)
-              + (f"; no score: {r['no_score']}" if "no_score" in r else ""))
+              + "".join(f"; no {k[3:]}" for k in ("no_wav", "no_score") if k in r))
     print(f"{report['ms_per_token']:.2f} ms per token, {report['tokens_per_s']:,.0f} tokens/s "
           f"({len(pieces)} in one batch)")
-    return 0
+    return _missing(written)
 
 
 def _check_audio(outputs) -> None:
-    """Fail before any work if audio was asked for and cannot be made."""
+    """Fail before any work if audio was asked for with a SoundFont or synth that is not
+    there; any other reason a WAV cannot be made is said after the music is written."""
     if outputs.audio is not None:
-        import shutil
+        from lstmusic.render import check_audio_request
 
-        from lstmusic.render import find_soundfont
+        check_audio_request(outputs.soundfont)
 
-        find_soundfont(outputs.soundfont)
-        if shutil.which("fluidsynth") is None:
-            raise UserError("--audio needs FluidSynth (Debian: apt-get install fluidsynth "
-                            "fluid-soundfont-gm)")
+
+def _missing(written) -> int:
+    """Say on stderr why each file asked for and not made is missing (one line each): exit
+    status PARTIAL if any is, else 0."""
+    lines = [why for w in written for why in w.missing]
+    for line in lines:
+        print(f"lstmusic: {line}", file=sys.stderr)
+    return PARTIAL if lines else 0
 
 
 def cmd_render(args) -> int:
@@ -197,12 +206,12 @@ def cmd_render(args) -> int:
     place = writeout.targets(midi, 1, outputs.audio, outputs.plot, [midi.name], outputs.score)
     writeout.check_targets(place, outputs.force, midi=False)
     written = writeout.write_all([score], place, outputs.soundfont, write_midi=False)[0]
-    for path in (written.wav, written.png, *written.score):
-        if path:
-            print(f"wrote {path}")
-    if written.no_score:
-        raise UserError(written.no_score)
-    return 0
+    made = [path for path in (written.wav, written.png, *written.score) if path]
+    for path in made:
+        print(f"wrote {path}")
+    if written.missing and not made:  # nothing at all: a plain failure
+        raise UserError("; ".join(written.missing))
+    return _missing([written])
 
 
 def cmd_styles(args) -> int:

@@ -1,5 +1,6 @@
-"""`lstmusic doctor`: checks torch and the device, the bundled model, FluidSynth, the
-SoundFont, the music21 corpus and free disk, each with what to do when it is missing."""
+"""`lstmusic doctor`: checks torch and the device, the bundled model, the synth and the
+SoundFont that `--audio` will use, the music21 corpus and free disk, each with what to do
+when it is missing."""
 
 from __future__ import annotations
 
@@ -28,16 +29,7 @@ def checks() -> list[tuple[bool, bool, str, str]]:
     bundled = (bundled_run_dir() / "config.json").exists()
     found.append((bundled, False, "bundled model " + ("present" if bundled else "missing"),
                    "" if bundled else "reinstall lstmusic, or pass a RUN_DIR to generate"))
-    synth = shutil.which("fluidsynth")
-    found.append((bool(synth), False, f"FluidSynth {'at ' + synth if synth else 'not found'}",
-                   "" if synth else "for --audio: apt-get install fluidsynth (or brew install "
-                   "fluid-synth)"))
-    try:
-        from lstmusic.render import find_soundfont
-
-        found.append((True, False, f"SoundFont {find_soundfont(None)}", ""))
-    except UserError as exc:
-        found.append((False, False, "no General MIDI SoundFont", str(exc)))
+    found.extend(_audio())
     try:
         from lstmusic.sources import list_corpora
 
@@ -57,6 +49,26 @@ def checks() -> list[tuple[bool, bool, str, str]]:
     return found
 
 
+def _audio() -> list[tuple[bool, bool, str, str]]:
+    """The synth and the SoundFont that --audio will use, or why there is none."""
+    from lstmusic import render
+
+    found = []
+    try:
+        synth = render.find_synth()
+        where = shutil.which("fluidsynth") if synth == "fluidsynth" else "the pip wheel"
+        hint = "" if synth == "fluidsynth" else (
+            "FluidSynth is used instead where it is installed (apt-get install fluidsynth)")
+        found.append((True, False, f"audio through {synth} ({where})", hint))
+    except UserError as exc:
+        found.append((False, False, "no synth for --audio", str(exc)))
+    try:
+        found.append((True, False, f"SoundFont {render.find_soundfont(None)}", ""))
+    except UserError as exc:
+        found.append((False, False, "no General MIDI SoundFont", str(exc)))
+    return found
+
+
 def report() -> int:
     """Print each check; 1 if an essential one failed."""
     from rich.console import Console
@@ -65,6 +77,7 @@ def report() -> int:
     console = Console(highlight=False)
     for ok, _, what, fix in found:
         mark = "[green]ok[/]  " if ok else "[red]no[/]  "
-        console.print(mark + what + (f"  [dim]-> {fix}[/]" if fix and not ok else ""))
+        console.print(mark + what + (f"  [dim]-> {fix}[/]" if fix and not ok else ""),
+                      soft_wrap=True)
     failed = [c for c in found if not c[0] and c[1]]
     return 1 if failed else 0

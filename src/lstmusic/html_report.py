@@ -3,9 +3,10 @@ network, every picture and sound inside the file as a base64 data: URI.
 
 Sections: the run and the settings, the training curves (the run's curves.png), the
 likelihood, the statistics against the reference music, the copy report, collapse, and each
-sample's piano roll beside its nearest training excerpt, with an audio player when
-FluidSynth and a SoundFont are installed. Audio is the first AUDIO_BARS bars of each sample,
-mono at AUDIO_RATE Hz, within AUDIO_BUDGET bytes in all, so the page stays a few MB.
+sample's piano roll beside its nearest training excerpt, with an audio player (the synth of
+render.py: FluidSynth where it is installed, else the pip wheel). Audio is the first
+AUDIO_BARS bars of each sample, mono at AUDIO_RATE Hz, within AUDIO_BUDGET bytes in all, so
+the page stays a few MB.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from lstmusic import __version__, atomic
-from lstmusic.errors import UserError
 
 AUDIO_BARS = 8  # bars of each sample rendered to sound
 AUDIO_RATE = 16000  # Hz; enough to judge notes and rhythm, a third of a CD's data
@@ -224,7 +224,7 @@ def _png(score, path: Path, title: str) -> str:
 
 
 class _Audio:
-    """WAV data URIs of scores while FluidSynth works and the budget lasts."""
+    """WAV data URIs of scores while the synth works and the budget lasts."""
 
     def __init__(self, soundfont):
         self.soundfont, self.spent, self.reason = soundfont, 0, ""
@@ -235,10 +235,10 @@ class _Audio:
         if self.reason or not score.note_num():
             return ""
         midi, wav = stem.with_suffix(".mid"), stem.with_suffix(".wav")
-        try:
-            write_all([score], [Target(midi, wav)], self.soundfont, sample_rate=AUDIO_RATE)
-        except UserError as exc:  # no FluidSynth or no SoundFont: the page goes without
-            self.reason = str(exc)
+        written = write_all([score], [Target(midi, wav)], self.soundfont,
+                            sample_rate=AUDIO_RATE)[0]
+        if written.no_wav:  # no synth or no SoundFont: the page goes without
+            self.reason = written.no_wav
             return ""
         data = _mono(wav)
         if self.spent + len(data) > AUDIO_BUDGET:

@@ -1,7 +1,10 @@
 """Listen and look: a MIDI file as a WAV to hear and as a piano-roll PNG to see.
 
-Audio goes through the `fluidsynth` command-line program with a General MIDI SoundFont (it
-renders ~100x faster than real time and needs no audio device in its fast-render mode). The
+Audio goes through a synth with a General MIDI SoundFont, each in a process of its own: the
+`fluidsynth` command-line program where it is installed (it renders ~100x faster than real
+time and needs no audio device in its fast-render mode), else midirenderer (synth.py), a pip
+wheel, so that a machine with only Python and pip makes audio too. The SoundFont is the one
+asked for, else a system one, else TimGM6mb.sf2, which the pretty_midi wheel ships. The
 picture is drawn with matplotlib: pitch over time in quarter-note beats, bar lines from the
 score's time signatures, notes coloured by velocity. Both files are written atomically, so
 a reader never sees a half-written one, and both carry lstmusic's mark (atomic.MARK: the
@@ -10,7 +13,7 @@ imported only when a plot is asked for.
 
 FluidSynth exits 0 even when it could not write all of its output (a full disk) and plays a
 file to its last event, however far that is, so a render is bounded and checked here: music
-longer than MAX_AUDIO_S is refused before any work, FluidSynth is stopped once its output
+longer than MAX_AUDIO_S is refused before any work, the synth is stopped once its output
 passes the music plus TAIL_S, after its time limit, or when the caller cancels, and the WAV
 it leaves must hold the whole piece, or nothing is kept.
 """
@@ -22,6 +25,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import wave
 from pathlib import Path
@@ -42,8 +46,14 @@ SOUNDFONT_CANDIDATES = (
     "/usr/share/soundfonts/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/TimGM6mb.sf2",  # timgm6mb-soundfont, small
 )
-INSTALL_HINT = "Debian: apt-get install fluidsynth fluid-soundfont-gm"
+# The SoundFont that needs no system package: the pretty_midi wheel (a dependency) ships it.
+PIP_SOUNDFONT = ("pretty_midi", "TimGM6mb.sf2")
+SYNTHS = ("fluidsynth", "midirenderer")  # best first; LSTMUSIC_SYNTH picks one
+INSTALL_HINT = "pip install pretty_midi, or Debian: apt-get install fluid-soundfont-gm"
 GAIN = 0.6  # fluidsynth's default 0.2 is quiet; 0.8 clipped ~0.1 % of samples in dense VGM
+# midirenderer's output is ~5 dB under FluidSynth's at GAIN (measured on three pieces, RMS):
+# this brings it level; synth.py lowers it where a piece would clip.
+PIP_GAIN = 1.8
 SILENT_PEAK = 32  # |sample| below this everywhere (about -60 dBFS) counts as silence
 TIMEOUT_BASE_S = 60.0  # plus one second per second of music: a render far slower is stuck
 # The longest piece rendered to audio. 30 minutes of 44.1 kHz 16-bit stereo is ~320 MB of WAV
@@ -61,18 +71,60 @@ MAX_BAR_LINES = 2000  # past this a plot is a grey wash anyway
 
 
 def find_soundfont(explicit: str | Path | None = None) -> Path:
-    """The SoundFont to render with: `explicit`, else $LSTMUSIC_SOUNDFONT, else a system one."""
+    """The SoundFont to render with: `explicit`, else $LSTMUSIC_SOUNDFONT, else a system one,
+    else the one the pretty_midi wheel ships."""
     if explicit is not None:
         return _existing(Path(explicit), "soundfont")
     env = os.environ.get("LSTMUSIC_SOUNDFONT")
     if env:
         return _existing(Path(env), "LSTMUSIC_SOUNDFONT")
-    for candidate in map(Path, SOUNDFONT_CANDIDATES):
-        if candidate.is_file():
+    for candidate in (*map(Path, SOUNDFONT_CANDIDATES), _pip_soundfont()):
+        if candidate and candidate.is_file():
             return candidate
     raise UserError(
         f"no General MIDI SoundFont found; install one ({INSTALL_HINT}) or pass --soundfont PATH"
     )
+
+
+def _pip_soundfont() -> Path | None:
+    """TimGM6mb.sf2 inside the installed pretty_midi package, found without importing it."""
+    from importlib.util import find_spec
+
+    spec = find_spec(PIP_SOUNDFONT[0])
+    return Path(spec.origin).with_name(PIP_SOUNDFONT[1]) if spec and spec.origin else None
+
+
+def find_synth() -> str:
+    """The synth to render with: $LSTMUSIC_SYNTH if set, else FluidSynth where its program
+    is installed, else midirenderer (a pip wheel, a dependency)."""
+    asked = os.environ.get("LSTMUSIC_SYNTH", "")
+    if asked and asked not in SYNTHS:
+        raise UserError(f"LSTMUSIC_SYNTH={asked}: must be one of {', '.join(SYNTHS)}")
+    for name in [asked] if asked else SYNTHS:
+        if _synth_available(name):
+            return name
+    if asked:
+        raise UserError(f"LSTMUSIC_SYNTH={asked}: it is not installed ("
+                        + ("apt-get install fluidsynth" if asked == "fluidsynth"
+                           else "pip install midirenderer") + ")")
+    raise UserError("no synth for audio: pip install midirenderer (or install FluidSynth)")
+
+
+def _synth_available(name: str) -> bool:
+    if name == "fluidsynth":
+        return shutil.which("fluidsynth") is not None
+    from importlib.util import find_spec
+
+    return find_spec("midirenderer") is not None
+
+
+def check_audio_request(soundfont: str | Path | None = None) -> None:
+    """Refuse at once what the user named and is not there (a SoundFont, LSTMUSIC_SYNTH);
+    anything else that keeps a WAV from being made is said per piece, after the music."""
+    if soundfont is not None or os.environ.get("LSTMUSIC_SOUNDFONT"):
+        find_soundfont(soundfont)
+    if os.environ.get("LSTMUSIC_SYNTH"):
+        find_synth()
 
 
 def _existing(path: Path, what: str) -> Path:
@@ -114,10 +166,7 @@ def render_audio(
     if seconds > MAX_AUDIO_S:
         raise UserError(f"{midi_path}: {_clock(seconds)} of music is over the "
                         f"{MAX_AUDIO_S // 60}-minute limit for audio; no WAV written")
-    program = shutil.which("fluidsynth")
-    if program is None:
-        raise UserError(f"the fluidsynth program is not installed ({INSTALL_HINT})")
-    job = _Render(midi_path, wav_path, find_soundfont(soundfont), program, sample_rate,
+    job = _Render(midi_path, wav_path, find_soundfont(soundfont), find_synth(), sample_rate,
                   seconds, cancel)
     _check_room(wav_path, seconds * job.bytes_per_s)
     try:
@@ -148,12 +197,12 @@ def _check_room(wav_path: Path, need: float) -> None:
 
 
 class _Render:
-    """One FluidSynth run onto a temporary file, watched and checked; `run(tmp)` is the
-    writer given to atomic.write_with."""
+    """One synth run (FluidSynth or synth.py) onto a temporary file, watched and checked;
+    `run(tmp)` is the writer given to atomic.write_with."""
 
-    def __init__(self, midi: Path, wav: Path, sf2: Path, program: str, sample_rate: int,
+    def __init__(self, midi: Path, wav: Path, sf2: Path, synth: str, sample_rate: int,
                  seconds: float, cancel: threading.Event | None):
-        self.midi, self.wav, self.sf2, self.program = midi, wav, sf2, program
+        self.midi, self.wav, self.sf2, self.synth = midi, wav, sf2, synth
         self.rate, self.seconds, self.cancel = sample_rate, seconds, cancel
         self.bytes_per_s = 4 * sample_rate  # 16-bit stereo
         self.max_bytes = HEADER_BYTES + (seconds + TAIL_S) * self.bytes_per_s
@@ -162,13 +211,18 @@ class _Render:
     def command(self, tmp: Path) -> list[str]:
         # Absolute paths so that a file name starting with '-' is never read as an option;
         # fluidsynth tells SoundFonts from MIDI files by content, not by position.
-        out = ["-F", str(tmp.resolve()), "-T", "wav", "-O", "s16", "-r", str(self.rate)]
-        return [self.program, "-n", "-i", "-q", "-g", str(GAIN), *out,
-                str(self.sf2.resolve()), str(self.midi.resolve())]
+        sf2, midi, out = (str(p.resolve()) for p in (self.sf2, self.midi, tmp))
+        if self.synth == "midirenderer":  # -I: the child needs none of the caller's settings
+            script = str(Path(__file__).with_name("synth.py"))
+            return [sys.executable, "-I", script, sf2, midi, out, str(self.rate),
+                    str(PIP_GAIN), repr(self.seconds), str(TAIL_S)]
+        options = ["-F", out, "-T", "wav", "-O", "s16", "-r", str(self.rate)]
+        return [shutil.which("fluidsynth") or "fluidsynth", "-n", "-i", "-q", "-g", str(GAIN),
+                *options, sf2, midi]
 
     def run(self, tmp: Path) -> None:
         self._stop_if_cancelled()
-        # restore_signals=False: FluidSynth keeps Python's SIGXFSZ (and SIGPIPE) ignored, so a
+        # restore_signals=False: the synth keeps Python's SIGXFSZ (and SIGPIPE) ignored, so a
         # write past a file size limit fails like one on a full disk and is checked as such,
         # instead of killing it with no message.
         proc = subprocess.Popen(self.command(tmp), stdin=subprocess.DEVNULL,
@@ -176,7 +230,7 @@ class _Render:
                                 restore_signals=False)
         try:
             output, cut = self._wait(proc, tmp)
-        finally:  # on every way out (an error, Ctrl-C, a cancel) FluidSynth goes too
+        finally:  # on every way out (an error, Ctrl-C, a cancel) the synth goes too
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -184,12 +238,13 @@ class _Render:
         if proc.returncode != 0 and not cut:
             died = (f"killed by {signal.Signals(-proc.returncode).name}"
                     if proc.returncode < 0 else "")
-            raise UserError(f"{self.midi}: fluidsynth failed ({said or died or 'no message'})")
+            raise UserError(f"{self.midi}: {self.synth} failed "
+                            f"({said or died or 'no message'})")
         if cut:
             _cut_wav(tmp, round((self.seconds + TAIL_S) * self.rate))
         self._check_length(tmp, said)
         _mark_wav(tmp)
-        _check_wav(tmp, self.rate, f"{self.midi} with {self.sf2}", said)
+        _check_wav(tmp, self.rate, f"{self.midi} with {self.sf2}", said, self.synth)
 
     def _wait(self, proc: subprocess.Popen, tmp: Path) -> tuple[str, bool]:
         """FluidSynth's messages once it ends, and whether it was stopped at the byte budget
@@ -204,7 +259,8 @@ class _Render:
                 proc.kill()
                 return proc.communicate()[0], True
             if monotonic() > deadline:
-                raise UserError(f"{self.midi}: fluidsynth ran over {self.timeout:.0f} s; gave up")
+                raise UserError(f"{self.midi}: {self.synth} ran over {self.timeout:.0f} s; "
+                                "gave up")
             self._stop_if_cancelled()
 
     def _stop_if_cancelled(self) -> None:
@@ -224,9 +280,9 @@ class _Render:
         reasons = [f"the disk is full ({free / 2**20:.0f} MB free)"] if free < (
             self.seconds - got) * self.bytes_per_s else []
         if said:  # its own words, which mostly begin "fluidsynth: error: ..."
-            reasons.append(said if said.startswith("fluidsynth") else f"fluidsynth: {said}")
+            reasons.append(said if said.startswith(self.synth) else f"{self.synth}: {said}")
         raise UserError(f"{self.wav}: only {got:.1f} s of the {self.seconds:.1f} s of music were "
-                        f"written ({'; '.join(reasons) or 'fluidsynth stopped early'}); "
+                        f"written ({'; '.join(reasons) or self.synth + ' stopped early'}); "
                         f"nothing kept")
 
 
@@ -235,7 +291,7 @@ def _data_chunk(f, what: Path) -> tuple[int, int, int]:
     open WAV file, from its RIFF chunks."""
     head, frame = f.read(12), 0
     if head[:4] != b"RIFF" or head[8:] != b"WAVE":
-        raise UserError(f"{what}: fluidsynth wrote no WAV file")
+        raise UserError(f"{what}: the synth wrote no WAV file")
     while len(chunk := f.read(8)) == 8:
         kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         if kind == b"data":
@@ -248,7 +304,7 @@ def _data_chunk(f, what: Path) -> tuple[int, int, int]:
             channels, bits = struct.unpack("<HHIIHH", f.read(16))[1::4]
             frame, skip = channels * bits // 8, skip - 16
         f.seek(skip, os.SEEK_CUR)
-    raise UserError(f"{what}: fluidsynth wrote a WAV file with no audio")
+    raise UserError(f"{what}: the synth wrote a WAV file with no audio")
 
 
 def _cut_wav(path: Path, frames: int) -> None:
@@ -279,14 +335,15 @@ def _mark_wav(path: Path) -> None:
         f.write(struct.pack("<I", size - 8))
 
 
-def _check_wav(path: Path, sample_rate: int, what: str, said: str = "") -> None:
+def _check_wav(path: Path, sample_rate: int, what: str, said: str = "",
+               synth: str = "fluidsynth") -> None:
     """Refuse a WAV that is not 16-bit at `sample_rate` or is silent throughout (`said`:
-    FluidSynth's last message, its own reason when it could not read the file)."""
+    the synth's last message, its own reason when it could not read the file)."""
     try:
         with wave.open(str(path), "rb") as w:
             if w.getsampwidth() != 2 or w.getframerate() != sample_rate:
                 raise UserError(
-                    f"fluidsynth wrote {8 * w.getsampwidth()}-bit audio at {w.getframerate()} Hz, "
+                    f"{synth} wrote {8 * w.getsampwidth()}-bit audio at {w.getframerate()} Hz, "
                     f"not 16-bit at {sample_rate} Hz"
                 )
             # In chunks, so that an hour of audio is never held in memory at once.
@@ -296,7 +353,8 @@ def _check_wav(path: Path, sample_rate: int, what: str, said: str = "") -> None:
     except (wave.Error, EOFError) as exc:  # a header the wave module cannot follow
         raise UserError(f"rendering {what} gave an unreadable WAV ({exc})") from None
     if said:
-        raise UserError(f"rendering {what} gave silence (fluidsynth: {said})")
+        said = said if said.startswith(synth) else f"{synth}: {said}"
+        raise UserError(f"rendering {what} gave silence ({said})")
     raise UserError(f"rendering {what} gave silence; is it a General MIDI SoundFont?")
 
 

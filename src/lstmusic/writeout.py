@@ -2,14 +2,17 @@
 
 `write_all` is what `generate`, `render`, the studio, the end of training and the evaluation
 page call. It writes each MIDI file first (atomically, with lstmusic's mark: `midi_bytes`),
-then renders the WAVs in FluidSynth's own processes while this thread draws the piano rolls:
-on two cores that overlaps most of both. A piece with no notes gets no WAV (FluidSynth would
-write silence); `Written.wav` is then None. When anything fails, or the command is stopped
-(Ctrl-C, SIGTERM), the renders still running are cancelled, so no FluidSynth and no
-temporary file outlives the command. `check_targets`, called by the commands before any
-work, refuses to replace a file lstmusic did not write. `reproduce_command` is the
-`lstmusic generate` line that writes a piece again, built from `GenerateConfig`'s fields, so
-a new option is in it without a change here.
+then renders the WAVs in the synth's own processes while this thread draws the piano rolls:
+on two cores that overlaps most of both. What can be made is made: a WAV that cannot be
+rendered (or sheet music that cannot be engraved) costs that file only, never the MIDI, the
+PNG or the other pieces' files; `Written.no_wav` (`no_score`) says why it is missing, and a
+piece with no notes gets no WAV (it would be silence). When anything else fails, or the
+command is stopped (Ctrl-C, SIGTERM), the renders still running are cancelled, so no synth
+and no temporary file outlives the command; the caller's `cancel` event is only read, never
+set, so one failed job cannot stop a caller (the studio) that goes on. `check_targets`,
+called by the commands before any work, refuses to replace a file lstmusic did not write.
+`reproduce_command` is the `lstmusic generate` line that writes a piece again, built from
+`GenerateConfig`'s fields, so a new option is in it without a change here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from lstmusic import atomic
 from lstmusic.config import GenerateConfig
+from lstmusic.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -47,22 +51,30 @@ class Target:
 
 @dataclass(frozen=True)
 class Written:
-    """The files written for one piece; `no_score` says why the sheet music is missing."""
+    """The files written for one piece; `no_wav` and `no_score` say why the audio or the
+    sheet music asked for is missing (one line each, naming the file)."""
 
     midi: Path | None
     wav: Path | None = None
     png: Path | None = None
     score: tuple[Path, ...] = ()  # the MusicXML, then the SVG pages
     no_score: str = ""
+    no_wav: str = ""
 
     def to_json(self) -> dict:
         """The keys the `--report` JSON gives each piece: path, and wav, png, musicxml and
-        svg if written."""
+        svg if written; no_wav and no_score if asked for and not written."""
         out = {"path": str(self.midi)} if self.midi else {}
         out |= {k: str(v) for k, v in (("wav", self.wav), ("png", self.png)) if v}
         if self.score:
             out |= {"musicxml": str(self.score[0]), "svg": [str(p) for p in self.score[1:]]}
-        return out | ({"no_score": self.no_score} if self.no_score else {})
+        return out | {k: v for k, v in (("no_wav", self.no_wav), ("no_score", self.no_score))
+                      if v}
+
+    @property
+    def missing(self) -> list[str]:
+        """Why each file asked for is missing: empty when everything was written."""
+        return [why for why in (self.no_wav, self.no_score) if why]
 
 
 def targets(out: Path, n: int, audio: str | None, plot: str | None,
@@ -98,7 +110,7 @@ def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi
     `cancel`, once set (the studio stopping), stops the renders still running."""
     from lstmusic.render import plot_piano_roll, render_audio
 
-    cancel = cancel or threading.Event()
+    stop = _Stop(cancel)
     for score, target in zip(scores, targets, strict=True):
         if write_midi and target.midi:
             _write_midi(score, target.midi)
@@ -106,14 +118,21 @@ def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi
              if t.wav and t.midi and score.note_num() > 0]
     n = len(scores)
 
-    def render(i: int) -> None:
-        render_audio(targets[i].midi, targets[i].wav, soundfont, sample_rate, cancel)
+    def render(i: int) -> str:
+        """'' once the WAV is written, else why not (one line)."""
+        try:
+            render_audio(targets[i].midi, targets[i].wav, soundfont, sample_rate, stop)
+        except UserError as exc:
+            if stop.is_set():
+                raise  # stopped: the command is ending, not this piece failing
+            return f"no WAV for {targets[i].midi}: {exc}"
         if tick:
             tick(f"audio {i + 1}/{n} rendered")
+        return ""
 
     with _sigterm_as_exit(), ThreadPoolExecutor(max_workers=2) as pool:
         try:
-            audio = [pool.submit(render, i) for i in heard]
+            audio = {i: pool.submit(render, i) for i in heard}
             for i, (score, target) in enumerate(zip(scores, targets, strict=True)):
                 if target.png:
                     plot_piano_roll(score, target.png, target.title or None)
@@ -121,23 +140,36 @@ def write_all(scores: list, targets: list[Target], soundfont=None, *, write_midi
                         tick(f"piano roll {i + 1}/{n} drawn")
             sheets = [_sheet(score, t, tick, f"{i + 1}/{n}")
                       for i, (score, t) in enumerate(zip(scores, targets, strict=True))]
-            for job in audio:
-                job.result()  # a rendering error surfaces here
+            no_wav = {i: job.result() for i, job in audio.items()}
         except BaseException:
             # The pool waits for its renders before this propagates: stop them rather than
-            # let FluidSynth run on (and start no queued one).
-            cancel.set()
+            # let the synth run on (and start no queued one).
+            stop.set()
             raise
-    return [Written(t.midi, t.wav if i in heard else None, t.png, *sheets[i])
+    return [Written(t.midi, t.wav if i in heard and not no_wav[i] else None, t.png, *sheets[i],
+                    no_wav=no_wav.get(i, ""))
             for i, t in enumerate(targets)]
+
+
+class _Stop:
+    """The renders' stop signal: set here when writing fails, or by the caller's `cancel`,
+    which is read and never set, so that a caller that goes on (the studio) is not stopped
+    by one failed job."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self.own, self.cancel = threading.Event(), cancel
+
+    def set(self) -> None:
+        self.own.set()
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.cancel is not None and self.cancel.is_set())
 
 
 def _write_midi(score, path: Path) -> None:
     """Write one MIDI file; a full disk is one line, not a traceback, and no file. The bytes
     are made in memory and written by Python: symusic's own dump_midi reports no failed
     write, and leaves a cut file on a full disk."""
-    from lstmusic.errors import UserError
-
     try:
         atomic.write_bytes(path, midi_bytes(score))
     except OSError as exc:
@@ -180,7 +212,6 @@ def _sheet(score, target: Target, tick, which: str) -> tuple[tuple[Path, ...], s
     the piece its sheet music only, never its MIDI, WAV or PNG."""
     if target.score is None:
         return (), ""
-    from lstmusic.errors import UserError
     from lstmusic.score import write_score
 
     title = (target.midi or target.score).stem
