@@ -295,8 +295,8 @@ COMMANDS = [
     ("export", cmd_export, "copy a run's best model alone, to share or bundle", [
         (("run_dir",), dict(metavar="RUN_DIR")),
         (("-o", "--output"), dict(required=True, metavar="FOLDER"))], ["ExportConfig"]),
-    ("doctor", cmd_doctor, "check torch and the device, FluidSynth, the SoundFont, the music21 "
-                           "corpus and free disk", [], []),
+    ("doctor", cmd_doctor, "check torch and the device, the synth and SoundFont --audio will "
+                           "use, the music21 corpus and free disk", [], []),
     ("corpora", cmd_corpora, "list the built-in music21 corpora usable as music21:NAME", [], []),
 ]
 
