@@ -430,3 +430,17 @@ def test_a_failed_render_never_sets_the_callers_cancel_event(tmp_path, monkeypat
     assert not studio_stop.is_set()
     assert [w.wav for w in written] == [None, None] and all(w.no_wav for w in written)
     assert all(w.png and w.png.exists() and w.midi.exists() for w in written)
+
+
+def test_doctor_says_which_synth_and_soundfont_audio_will_use(tmp_path, monkeypatch):
+    from lstmusic import doctor
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("LSTMUSIC_SOUNDFONT", raising=False)
+    monkeypatch.setattr(render, "SOUNDFONT_CANDIDATES", ())
+    said = [what for ok, _, what, _ in doctor._audio() if ok]
+    assert said == ["audio through midirenderer (the pip wheel)",
+                    f"SoundFont {render.find_soundfont()}"]
+    assert said[1].endswith("TimGM6mb.sf2")
+    _fake_fluidsynth(tmp_path, monkeypatch, "")
+    assert doctor._audio()[0][2].startswith("audio through fluidsynth (")
