@@ -109,13 +109,13 @@ def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_pa
     silent = write_midi(make_score([(0, False, [])]), tmp_path / "silent.mid")
     assert main(["render", str(silent), "--score"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "silent.mid: no notes" in err and "\n" not in err
+    assert "silent.musicxml: no notes" in err and "\n" not in err
     monkeypatch.setattr(score, "MAX_NOTES", 5)  # a score too long to engrave
     again = tmp_path / "again.mid"
     # The music is written, the score asked for is not: exit status 3 and one line why.
     assert main(["generate", "-o", str(again), "--bars", "4", "--score", "--plot"]) == 3
     said = capsys.readouterr()
-    assert "no score" in said.out and said.err.count("\n") == 1 and "again.mid" in said.err
+    assert "no score" in said.out and said.err.count("\n") == 1 and "again.musicxml" in said.err
     assert again.exists() and again.with_suffix(".png").exists()
     assert not again.with_suffix(".musicxml").exists()
 

@@ -193,25 +193,55 @@ def _missing(written) -> int:
 
 
 def cmd_render(args) -> int:
+    import tempfile
+
     from lstmusic import writeout
     from lstmusic.config import OutputConfig
     from lstmusic.render import read_midi
+    from lstmusic.sources import MIDI_SUFFIXES
 
     outputs = settings(args, OutputConfig, "render")
     if outputs.audio is None and outputs.plot is None and not outputs.score:
         outputs = replace(outputs, audio="", plot="")
     _check_audio(outputs)
-    midi = Path(args.midi)
-    score = read_midi(midi)
-    place = writeout.targets(midi, 1, outputs.audio, outputs.plot, [midi.name], outputs.score)
+    source = Path(args.midi)
+    score = read_midi(source)
+    stem = _render_stem(source, args.output)
+    place = writeout.targets(Path(f"{stem}.mid"), 1, outputs.audio, outputs.plot,
+                             [source.name], outputs.score)
+    if source.resolve() in {p.resolve() for p in place[0].paths(midi=False)}:
+        raise UserError(f"{source}: rendering it would replace it; choose another name with -o")
     writeout.check_targets(place, outputs.force, midi=False)
-    written = writeout.write_all([score], place, outputs.soundfont, write_midi=False)[0]
+    with tempfile.TemporaryDirectory(prefix="lstmusic-render-") as tmp:
+        midi = source
+        if source.suffix.lower() not in MIDI_SUFFIXES:
+            # both synths play MIDI only: a score is played from its notes as a MIDI file
+            midi = Path(tmp, stem.name + ".mid")
+            midi.write_bytes(writeout.midi_bytes(score))
+        target = replace(place[0], midi=midi)
+        written = writeout.write_all([score], [target], outputs.soundfont, write_midi=False)[0]
     made = [path for path in (written.wav, written.png, *written.score) if path]
     for path in made:
         print(f"wrote {path}")
     if written.missing and not made:  # nothing at all: a plain failure
         raise UserError("; ".join(written.missing))
     return _missing([written])
+
+
+def _render_stem(source: Path, output: str | None) -> Path:
+    """Where `render` writes: beside the input by default; in the folder -o names (a folder
+    that exists, or a name ending in /), or at the stem -o names (OUT.wav, OUT.png...)."""
+    if output is None:
+        return source.with_suffix("")
+    out = Path(output)
+    if out.is_dir() or output.endswith(os.sep):
+        out.mkdir(parents=True, exist_ok=True)
+        return out / source.stem
+    return out.with_suffix("") if out.suffix.lower() in _RENDER_SUFFIXES else out
+
+
+# The suffixes an -o stem may be given with (render -o song.wav means the stem song).
+_RENDER_SUFFIXES = (".mid", ".midi", ".wav", ".png", ".svg", ".musicxml")
 
 
 def cmd_styles(args) -> int:
@@ -283,8 +313,13 @@ COMMANDS = [
                     help="output file; with --n > 1, OUT-1.mid ... OUT-N.mid")),
         (("--report",), dict(metavar="FILE.json", help="write the settings and figures"))],
      ["GenerateConfig", "OutputConfig"]),
-    ("render", cmd_render, "a WAV and a piano-roll PNG of a MIDI file",
-     [(("midi",), dict(metavar="FILE.mid"))], ["OutputConfig"]),
+    ("render", cmd_render, "a WAV and a piano-roll PNG (and with --score, sheet music) of a "
+                           "MIDI file or of any score prepare reads (MusicXML, ABC, Humdrum)", [
+        (("midi",), dict(metavar="FILE")),
+        (("-o", "--output"), dict(metavar="OUT", help="where to write: a stem (OUT.wav, "
+                                  "OUT.png, OUT.musicxml, OUT.svg...) or, for an existing "
+                                  "folder or a name ending in /, that folder with the input's "
+                                  "name (default: beside the input)"))], ["OutputConfig"]),
     ("styles", cmd_styles, "list the styles a run can be steered to",
      [(("run_dir",), dict(nargs="?", metavar="RUN_DIR",
                           help="a run folder (default: the bundled model)"))], []),

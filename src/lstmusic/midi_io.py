@@ -17,7 +17,12 @@ before any expensive work: file size, note and event counts, and length both in 
 quarter notes are capped (a 1 µs tempo makes millions of beats pass in a second, and every
 beat costs tokens). A control change or pitch bend whose data byte is over 127, which
 symusic refuses, is dropped and the file read again: lstmusic keeps no controllers, so a
-file whose notes are sound is not lost for one of them.
+file whose notes are sound is not lost for one of them. For the same reason a time signature
+that is no metre (see `sound_metre`) is dropped rather than the file, and so are the status
+bytes the MIDI standard leaves undefined (0xF4, 0xF5, 0xF9, 0xFD), which players skip.
+
+`read` is the one way into a MIDI file for everyone (normalised by `load`, or as written
+for `render` and `--redo`): every reader applies the same rules and bounds.
 """
 
 from __future__ import annotations
@@ -45,12 +50,41 @@ MAX_QUARTERS = 100_000
 
 def load(path: Path, keep_programs: bool = False, keep_drums: bool = False) -> symusic.Score:
     """The normalised score of the file at `path` (see module docstring). Raises BadFile."""
+    return normalise(read(path), keep_programs, keep_drums)
+
+
+def read(path: Path) -> symusic.Score:
+    """The score of the file at `path` as written (tracks and notes not merged or cleaned),
+    its metres checked and its size bounded. Raises BadFile."""
     path = Path(path)
     if path.suffix.lower() in MIDI_SUFFIXES:
         raw = _read_midi(bounded.read_bytes(path, MAX_FILE_BYTES))
     else:
         raw = _read_with_music21(path)
-    return normalise(raw, keep_programs, keep_drums)
+    _check_bounds(raw)
+    return raw
+
+
+MAX_NUMERATOR, MAX_DENOMINATOR = 255, 64  # 64th notes: the shortest beat in real scores
+
+
+def sound_metre(numerator: int, denominator: int) -> bool:
+    """Whether numerator/denominator is a metre lstmusic can count bars in: 1..255 beats of a
+    power-of-two note value from a whole note to a 64th. A MIDI file stores the denominator
+    as a power of two, so a byte of 31 or 255 means 2^31 or 2^255 (read as 0), and a
+    numerator of 0 makes bars of no length: the tokenizers and music21 fail on both."""
+    return (1 <= numerator <= MAX_NUMERATOR and 1 <= denominator <= MAX_DENOMINATOR
+            and denominator & (denominator - 1) == 0)
+
+
+def _drop_bad_metres(score: symusic.Score) -> None:
+    """Drop the time signatures that are no metre, in place. Dropped, not the file refused: a
+    metre only places bar lines (the previous one, or 4/4, holds on), while the notes are
+    sound, as for a controller value out of range."""
+    sigs = list(score.time_signatures)
+    kept = [ts for ts in sigs if sound_metre(ts.numerator, ts.denominator)]
+    if len(kept) < len(sigs):
+        score.time_signatures = kept
 
 
 def _check_score_file(path: Path) -> None:
@@ -81,25 +115,42 @@ def _read_midi(data: bytes) -> symusic.Score:
     # symusic reports every malformed-file condition as one of these.
     except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
         reason = _first_line(exc)
-    repaired = _without_bad_controls(data) if _BAD_CONTROL.search(reason) else None
+    # Repaired only once symusic has refused the file: a sound file is read as it is.
+    repaired = _without_bad_events(data) if _REPAIRABLE.search(reason) else None
     if repaired is not None:
         try:
             return symusic.Score.from_midi(repaired)
         except (RuntimeError, ValueError, IndexError, OverflowError) as exc:
             reason = _first_line(exc)
-    raise BadFile(f"unreadable MIDI: {reason}")
+    raise BadFile(_plain(reason))
 
 
 # symusic's messages for a control change or pitch bend out of range ("Get control_value=200",
-# "Get pitch_bend=17608"): events lstmusic never keeps, so they are dropped rather than the file.
-_BAD_CONTROL = re.compile(r"control_value|control_number|pitch_bend")
+# "Get pitch_bend=17608"), and for an undefined status byte: events lstmusic never keeps, so
+# they are dropped rather than the file.
+_REPAIRABLE = re.compile(r"control_value|control_number|pitch_bend|Unknown or unsupported status")
+UNDEFINED_STATUS = (0xF4, 0xF5, 0xF9, 0xFD)  # no data bytes; TiMidity and FluidSynth skip them
+# symusic's own words for a broken file (misspelt, with its parser's name) -> the user's.
+_PLAIN = ((re.compile(r"EOF|chunk length|less than 14"),
+           "truncated (a track ends inside an event)"),
+          (re.compile(r"running status"), "corrupt (a data byte where an event should start)"),
+          (re.compile(r"header|MThd", re.I), "not a MIDI file (bad header)"))
+
+
+def _plain(reason: str) -> str:
+    """A one-line reason for a MIDI file symusic cannot read, in plain words."""
+    for pattern, words in _PLAIN:
+        if pattern.search(reason):
+            return words
+    reason = re.sub(r"^MiniMidi: |: iostream error$", "", reason).replace("Invaild", "invalid")
+    return f"unreadable MIDI: {reason}"
 _DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 
 
-def _without_bad_controls(data: bytes) -> bytes | None:
+def _without_bad_events(data: bytes) -> bytes | None:
     """The MIDI file `data` without its control changes and pitch bends whose data bytes are
-    over 127 (None if its tracks cannot be walked). Track chunks are rewritten, everything
-    else is copied."""
+    over 127 and its undefined status bytes (None if its tracks cannot be walked). Track
+    chunks are rewritten, everything else is copied."""
     pos = 8 + int.from_bytes(data[4:8], "big")
     out = bytearray(data[:pos])
     while pos + 8 <= len(data):
@@ -115,7 +166,8 @@ def _without_bad_controls(data: bytes) -> bytes | None:
 
 
 def _clean_track(track: bytes) -> bytes | None:
-    """One track's events with the bad controller events dropped, their delta times carried
+    """One track's events with the bad controller events and undefined status bytes dropped,
+    their delta times carried
     to the next event. Channel events are written with their status byte (no running
     status), so dropping one never changes how the next is read. None if it cannot be walked
     the way symusic walks it."""
@@ -130,6 +182,10 @@ def _clean_track(track: bytes) -> bytes | None:
                 pos += size
                 status = status if track[start] == 0xFF else 0  # sysex ends running status
                 event = track[start:pos]
+            elif track[pos] in UNDEFINED_STATUS:  # one byte; running status goes on past it
+                pos += 1
+                carry += delta
+                continue
             else:
                 if track[pos] >= 0x80:
                     status, pos = track[pos], pos + 1
@@ -345,7 +401,7 @@ def _concatenate(scores: list[symusic.Score]) -> symusic.Score:
 
 def normalise(score: symusic.Score, keep_programs: bool, keep_drums: bool) -> symusic.Score:
     """Merge tracks and clean notes as described in the module docstring. Raises BadFile."""
-    _check_bounds(score)
+    _check_bounds(score)  # again: a caller may pass a score it did not get from `read`
     n_notes = score.note_num()
     groups: dict[tuple[int, bool], list[symusic.Track]] = {}
     for track in score.tracks:
@@ -375,7 +431,9 @@ def normalise(score: symusic.Score, keep_programs: bool, keep_drums: bool) -> sy
 
 def _check_bounds(score: symusic.Score) -> None:
     """Refuse a score whose resolution, tempo, size or length is absurd, before it costs
-    the merge, the tokenizer's resampling (which overflows int32 on such files) or tokens."""
+    the merge, the tokenizer's resampling (which overflows int32 on such files) or tokens;
+    drop its time signatures that are no metre."""
+    _drop_bad_metres(score)
     tpq = score.ticks_per_quarter
     if tpq <= 0:
         raise BadFile(f"absurd resolution of {tpq} ticks per quarter note")

@@ -134,15 +134,16 @@ def _existing(path: Path, what: str) -> Path:
 
 
 def read_midi(path: str | Path) -> symusic.Score:
-    """The score of the MIDI file at `path`, in ticks, as written (no merging or cleaning)."""
-    path = Path(path)
+    """The score of the music file at `path` (MIDI, or any score midi_io reads), in ticks, as
+    written (no merging or cleaning), through midi_io's one reader: the same metre rule and
+    bounds as `prepare`. A file that cannot be read is one line naming it."""
+    from lstmusic import midi_io
+    from lstmusic.errors import BadFile
+
     try:
-        return symusic.Score.from_midi(path.read_bytes())
-    # symusic reports every malformed-file condition as one of these.
-    except (OSError, RuntimeError, ValueError, IndexError, OverflowError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        reason = (reason.strip().splitlines() or ["unknown error"])[0]
-        raise UserError(f"{path}: cannot read MIDI ({reason})") from None
+        return midi_io.read(Path(path))
+    except BadFile as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def render_audio(

@@ -26,6 +26,9 @@ GRID = Fraction(1, 8)  # quarter notes: the REMI/TSD onset grid (32nd notes)
 SPLIT_LOW, SPLIT_HIGH = 53, 67  # the hands part somewhere between F3 and G4
 MAX_PAGES = 30  # engraving more would take minutes and no one reads it on a screen
 MAX_NOTES = 6000  # likewise: about 30 pages of dense piano music
+# Bars cost music21 and Verovio even when empty (two notes 2^27 ticks apart took minutes and
+# gigabytes): 30 pages hold fewer than this.
+MAX_BARS = 1000
 
 
 def _quantised(score) -> list[tuple[Fraction, Fraction, int, int]]:
@@ -87,11 +90,10 @@ def to_music21(score, title: str):
     """A music21 Score of a symusic score (see the module's docstring)."""
     from music21 import clef, instrument, key, layout, metadata, meter, note, stream, tempo
 
+    _check_size(score)
     notes = _quantised(score)
     if not notes:
         raise UserError("no notes to write as a score")
-    if len(notes) > MAX_NOTES:
-        raise UserError(f"{len(notes)} notes is over the {MAX_NOTES} a score is engraved for")
     arr = np.array([[float(o), float(d), p] for o, d, p, _ in notes])
     name = midi_io.estimate_key(arr[:, 2].astype(int), arr[:, 1])
     tonic, mode = name.split()
@@ -108,7 +110,7 @@ def to_music21(score, title: str):
         staff.insert(0, key.KeySignature(k.sharps))
         _metre_and_tempo(staff, score, meter, tempo if staff is staves[0] else None)
     for (onset, duration, pitch, velocity), hand in zip(notes, hands, strict=True):
-        n = note.Note(spell[pitch % 12] + str(pitch // 12 - 1), quarterLength=duration)
+        n = note.Note(_pitch(pitch, spell[pitch % 12]), quarterLength=duration)
         n.volume.velocity = velocity
         staves[hand - 1].insert(onset, n)
     for i, staff in enumerate(staves):
@@ -117,6 +119,41 @@ def to_music21(score, title: str):
         out.insert(0, staves[i])
     out.insert(0, layout.StaffGroup(staves, symbol="brace", barTogether=True))
     return out  # the exporter makes the notation (measures, ties, rests): one copy, not two
+
+
+def _check_size(score) -> None:
+    """Refuse, before music21 does any work, a score too long to engrave: over MAX_NOTES
+    notes or MAX_BARS bars (counted in its own metres)."""
+    if score.note_num() > MAX_NOTES:
+        raise UserError(f"{score.note_num()} notes is over the {MAX_NOTES} a score is "
+                        "engraved for")
+    if (bars := _bar_count(score)) > MAX_BARS:
+        raise UserError(f"{bars:,.0f} bars is over the {MAX_BARS} a score is engraved for")
+
+
+def _bar_count(score) -> float:
+    """How many bars the score's events span (a late tempo or metre is engraved too), in
+    its time signatures (4/4 where none)."""
+    end = score.end()
+    sigs = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures)
+    if not sigs or sigs[0][0] > 0:
+        sigs.insert(0, (0, 4, 4))
+    bars, tpq = 0.0, score.ticks_per_quarter
+    for (time, num, den), (after, _, _) in zip(sigs, [*sigs[1:], (end, 0, 0)], strict=True):
+        if time < end:
+            bars += (min(after, end) - time) / (tpq * 4 * num / den)
+    return bars
+
+
+def _pitch(midi: int, name: str):
+    """The music21 pitch `name` (a step and accidental) in the octave that sounds MIDI
+    number `midi`. Never from a "C-1" style name: music21 reads "-" as a flat, and the
+    octave of B#/Cb differs from the MIDI number's."""
+    from music21 import pitch
+
+    p = pitch.Pitch(name, octave=4)
+    p.octave += (midi - round(p.ps)) // 12  # ps, not .midi: music21 folds .midi into 0..127
+    return p
 
 
 def _metre_and_tempo(staff, score, meter, tempo) -> None:
@@ -140,15 +177,19 @@ def _metre_and_tempo(staff, score, meter, tempo) -> None:
 
 def write_musicxml(score, path: Path, title: str) -> Path:
     """The piece's MusicXML at `path`, written atomically."""
-    from music21.musicxml.m21ToXml import GeneralObjectExporter
-
-    data = GeneralObjectExporter(to_music21(score, title)).parse()
-    atomic.write_bytes(Path(path), _marked(data.decode()).encode())
+    atomic.write_bytes(Path(path), _musicxml(score, title).encode())
     return Path(path)
 
 
-def engrave(musicxml: Path, svg: Path) -> list[Path]:
-    """SVG pages of a MusicXML file: `svg`, then `NAME-2.svg`... (at most MAX_PAGES)."""
+def _musicxml(score, title: str) -> str:
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    return _marked(GeneralObjectExporter(to_music21(score, title)).parse().decode())
+
+
+def _engraved(musicxml: str) -> tuple[list[str], list]:
+    """The SVG pages of a MusicXML text (at most MAX_PAGES) and its timemap: when each
+    engraved note sounds (ms), for a player to follow the score."""
     import verovio
 
     # The resources named explicitly: verovio.toolkit() finds its fonts only when first made
@@ -157,23 +198,15 @@ def engrave(musicxml: Path, svg: Path) -> list[Path]:
     tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
     tk.setOptions({"pageWidth": 2100, "pageHeight": 2970, "scale": 40, "adjustPageHeight": True,
                    "footer": "none", "breaks": "auto"})
-    if not tk.loadData(Path(musicxml).read_text()):
+    if not tk.loadData(musicxml):
         raise UserError("Verovio could not read the MusicXML")
     pages = tk.getPageCount()
     if pages > MAX_PAGES:
         raise UserError(f"{pages} pages is over the {MAX_PAGES} engraved at most")
-    out = []
-    for page in range(1, pages + 1):
-        path = svg if page == 1 else svg.with_name(f"{svg.stem}-{page}{svg.suffix}")
-        atomic.write_bytes(path, _marked(tk.renderToSVG(page)).encode())
-        out.append(path)
-    # When each engraved note sounds (ms), for a player to follow the score: STEM.timemap;
-    # its first moment also says who wrote it (a player reads only tstamp and on).
     moments = tk.renderToTimemap()
-    if moments:
+    if moments:  # its first moment also says who wrote it (a player reads only tstamp and on)
         moments[0] = {"generator": atomic.MARK, **moments[0]}
-    atomic.write_json(svg.with_suffix(".timemap"), moments)
-    return out
+    return [_marked(tk.renderToSVG(page)) for page in range(1, pages + 1)], moments
 
 
 def _marked(xml: str) -> str:
@@ -194,6 +227,32 @@ def score_paths(stem: Path) -> list[Path]:
 
 
 def write_score(score, stem: Path, title: str) -> list[Path]:
-    """STEM.musicxml and its engraved pages STEM.svg, STEM-2.svg...; returns all paths."""
-    xml = write_musicxml(score, stem.with_suffix(".musicxml"), title)
-    return [xml, *engrave(xml, stem.with_suffix(".svg"))]
+    """STEM.musicxml and its engraved pages STEM.svg, STEM-2.svg... (and STEM.timemap);
+    returns the MusicXML's and the pages' paths. Everything is made in memory first, so a
+    score that cannot be made writes nothing and an earlier one of that name stays whole;
+    pages of an earlier, longer score are removed. Raises UserError naming the file."""
+    paths = score_paths(stem)
+    try:
+        xml = _musicxml(score, title)
+        pages, moments = _engraved(xml)
+    except UserError as exc:
+        raise UserError(f"{paths[0]}: {exc}") from None
+    written = [paths[0], paths[1], *paths[3:3 + len(pages) - 1]]
+    try:
+        for path, text in zip(written, [xml, *pages], strict=True):
+            atomic.write_bytes(path, text.encode())
+        path = paths[2]
+        atomic.write_json(path, moments)
+    except OSError as exc:  # a full disk: no score rather than pages of two scores
+        _remove_marked(paths)
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); no score kept") \
+            from None
+    _remove_marked(paths[3 + len(pages) - 1:])
+    return written
+
+
+def _remove_marked(paths: list[Path]) -> None:
+    """Remove those of `paths` that lstmusic wrote (atomic.marked); leave anything else."""
+    for path in paths:
+        if path.is_file() and not path.is_symlink() and atomic.marked(path):
+            path.unlink(missing_ok=True)

@@ -218,7 +218,7 @@ def _sheet(score, target: Target, tick, which: str) -> tuple[tuple[Path, ...], s
     try:
         files = tuple(write_score(score, target.score, title))
     except UserError as exc:
-        return (), f"{target.midi or target.score}: {exc}"
+        return (), str(exc)  # it names the score's file that failed, not the MIDI
     if tick:
         tick(f"score {which} engraved")
     return files, ""
