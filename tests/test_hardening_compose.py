@@ -17,7 +17,7 @@ from conftest import make_score, piano_piece, write_midi
 from lstmusic import cli, render, serve
 from lstmusic.compose import Composer
 from lstmusic.config import GenerateConfig, PrepareConfig
-from lstmusic.errors import UserError
+from lstmusic.errors import BadFile, UserError
 from lstmusic.steer import parse_chords
 
 
@@ -105,6 +105,20 @@ def test_a_bad_file_to_redo_is_one_line_before_sampling(tmp_path, capsys, no_sam
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"lstmusic generate: error: --redo {source}: ") and says in err
     assert "\n" not in err and not out.exists()
+
+
+def test_a_file_the_tokenizer_refuses_is_one_line_before_sampling(bundled, tmp_path,
+                                                                 monkeypatch, no_sampling):
+    """What the run's tokenizer refuses (5,000 notes at once, say) is found before sampling,
+    not when the seams are scored after it."""
+    source = write_midi(piano_piece(1, bars=4), tmp_path / "crowded.mid")
+
+    def refuse(*args, **kwargs):
+        raise BadFile("5,000 notes at one moment")
+
+    monkeypatch.setattr(bundled.tokenizer, "encode", refuse)
+    with pytest.raises(UserError, match=f"--redo {source}: 5,000 notes at one moment"):
+        bundled.generate(redo=str(source), redo_bars="1-1")
 
 
 # ---------------------------------------------------------------- 7: digits that are not ASCII
@@ -214,7 +228,7 @@ def test_a_melody_in_a_metre_the_run_lacks_takes_one_of_its_bar_length(bundled, 
                                                                        capsys):
     melody = _long_melody(tmp_path / "cut-time.mid", 4, 2, 2)
     composition = bundled.generate(melody=str(melody), seed=1)
-    assert composition.notes == ["--melody cut-time.mid: its 2/2 metre is written as 4/4, the "
+    assert composition.notes == [f"--melody {melody}: its 2/2 metre is written as 4/4, the "
                                  "same bar length (the run's tokenizer has no 2/2)"]
     assert cli.main(["generate", "-o", str(tmp_path / "x.mid"), "--melody", str(melody)]) == 0
     assert "its 2/2 metre is written as 4/4" in capsys.readouterr().err
@@ -231,6 +245,22 @@ def test_sarias_song_is_harmonised_in_4_4(bundled, shared_data, tmp_path):
     composition = bundled.generate(melody=str(melody), seed=1)
     assert "2/2 metre is written as 4/4" in composition.notes[0]
     assert composition.pieces[0].report.notes > 0
+
+
+def test_the_studio_says_what_it_chose(tmp_path):
+    data = _long_melody(tmp_path / "cut-time.mid", 4, 2, 2).read_bytes()
+    studio = serve.Studio(serve.find_models())
+    try:
+        job = studio.submit({"prime_name": "cut-time.mid", "upload_as": "melody",
+                             "key": "auto", "seed": "1"}, data)
+        status = _finish(studio, job)
+        assert status["state"] == "done", status["error"]
+        key, metre = status["told"]
+        assert key.startswith("key ") and key.endswith(" (auto)")
+        assert metre == ("--melody cut-time.mid: its 2/2 metre is written as 4/4, the same "
+                         "bar length (the run's tokenizer has no 2/2)")
+    finally:
+        studio.close()
 
 
 # ---------------------------------------------------------------- 1: a failed job fails alone

@@ -275,6 +275,7 @@ class Job:
     timings: dict = field(default_factory=dict)
     results: list = field(default_factory=list)
     bytes: int = 0  # the size of its files once finished (MAX_STUDIO_BYTES)
+    told: list = field(default_factory=list)  # what composing chose: the key, a metre
 
 
 def _check_upload(folder: Path, data: bytes, name: str, role: str = "prime") -> Path:
@@ -409,7 +410,7 @@ class Studio:
                 "queue_position": ahead, "error": job.error, "timings": dict(job.timings),
                 "settings": job.request.public(),
                 "model": self.models[job.request.model].name,
-                "results": list(job.results), "poll_s": POLL_HINT_S,
+                "results": list(job.results), "told": list(job.told), "poll_s": POLL_HINT_S,
             }
 
     def file(self, job_id: str, index: int, kind: str) -> Path | None:
@@ -498,6 +499,8 @@ class Studio:
         t1 = time.perf_counter()
         composition = self._compose(job, composer, cfg)
         job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
+        job.told = ([f"key {composition.key}"] if composition.key else []) + [
+            self._public(note, job) for note in composition.notes]
         t1 = time.perf_counter()
         pieces = composition.pieces
         done = []

@@ -164,7 +164,7 @@ def _metre(vocabulary, path: Path, num: int, den: int) -> tuple[int, int, str]:
                         f"the run's tokenizer has (it has {have})")
     # the nearest note value first: 2/2 -> 4/4 rather than 8/8; a tie, the longer (6/4 -> 3/2)
     n, d = min(same, key=lambda m: (abs(math.log2(m[1] / den)), m[1]))
-    return n, d, (f"--melody {path.name}: its {num}/{den} metre is written as {n}/{d}, the same "
+    return n, d, (f"--melody {path}: its {num}/{den} metre is written as {n}/{d}, the same "
                   f"bar length (the run's tokenizer has no {num}/{den})")
 
 
