@@ -296,8 +296,8 @@ def _check_upload(folder: Path, data: bytes, name: str, role: str = "prime") -> 
         raise UserError(f"{name}: {exc}") from None
     if score.note_num() == 0:
         raise UserError(f"{name}: no notes to continue")
-    bars = metrics.bar_at(score, max(int(score.end()) - 1, 0))
-    if role == "melody" and bars > LIMITS["bars"].hi:
+    if role == "melody" and (bars := metrics.bar_at(score, max(int(score.end()) - 1, 0))) \
+            > LIMITS["bars"].hi:
         raise UserError(f"{name}: a melody of {bars:,} bars is over the studio's "
                         f"{LIMITS['bars'].hi:.0f}-bar limit")
     return path
