@@ -515,8 +515,8 @@ def test_runs_folder_offers_every_run_once(tmp_path):
     (tmp_path / "a" / "last").mkdir()
     shutil.copy(bundled_run_dir() / "config.json", tmp_path / "a" / "last")
     models = serve.find_models([str(tmp_path / "a")], str(tmp_path))
-    assert [m.name for m in models[1:]] == ["a", "c"]
-    assert models[1].tokenizer == "remi" and models[1].val_nll is not None
+    assert [m.name for m in models] == ["a", "bundled", "c"]  # the named run first
+    assert models[0].tokenizer == "remi" and models[0].val_nll is not None
 
 
 # ---------------------------------------------------------------- the page, in Chromium

@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,7 +151,10 @@ def cmd_generate(args) -> int:
     writeout.check_targets(places, outputs.force)  # before composing: nothing half done
     atomic.check_replace([args.report], outputs.force)
     composer = Composer.load(args.run_dir, cfg.device)
-    composition = composer.generate(cfg)
+    with _share_progress("composing") as progress:
+        composition = composer.generate(cfg, progress)
+    for note in composition.notes:
+        print(f"lstmusic generate: {note}", file=sys.stderr)
     pieces = composition.pieces
     titles = [f"{t.midi.name}: {composer.kind}, {p.report.bars} bars, T={cfg.temperature:g}, "
               f"top-p {cfg.top_p:g}, seed {cfg.seed}" for t, p in zip(places, pieces, strict=True)]
@@ -160,10 +164,12 @@ def cmd_generate(args) -> int:
     if args.report:
         atomic.write_json(Path(args.report), report)
     for r in report["pieces"]:
-        extra = ""
+        extra = f"; key {report['key']}" if "key" in report else ""
         if "loop" in r:
-            extra = (f"; loop seam {r['loop']['wrap_nll']:.2f} nats/token vs median bar "
-                     f"{r['loop']['median_bar_nll']:.2f}")
+            extra += (f"; loop seam {r['loop']['wrap_nll']:.2f} nats/token vs median bar "
+                      f"{r['loop']['median_bar_nll']:.2f}")
+        if "redo" in r:
+            extra += _redo_line(r["redo"])
         print(f"wrote {r['path']}: {r['bars']} bars, {r['notes']} notes, {r['seconds']:.1f} s, "
               f"{r['distinct_pitches']} pitches, {r['resampled_bars']} bars resampled, "
               f"{r['repairs']} repairs{extra}"
@@ -172,6 +178,30 @@ def cmd_generate(args) -> int:
     print(f"{report['ms_per_token']:.2f} ms per token, {report['tokens_per_s']:,.0f} tokens/s "
           f"({len(pieces)} in one batch)")
     return _missing(written)
+
+
+def _redo_line(info: dict) -> str:
+    """Which candidate of --redo won, and why: the seam scores it was chosen by."""
+    a, b = info["bars"]
+    return (f"; bars {a}-{b} redone: candidate {info['candidate']} of {info['candidates']}, "
+            f"the likeliest seam ({info['seam_nll']:.2f} nats/token into the bars after; the "
+            f"original's {info['original_seam_nll']:.2f})")
+
+
+@contextmanager
+def _share_progress(what: str):
+    """A progress bar on stderr fed with shares done (0..1), only when stderr is a terminal
+    (as report.FileProgress): yields the callback, or None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    with Progress("{task.description}", BarColumn(), TaskProgressColumn(),
+                  TimeRemainingColumn(), console=_console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(what, total=1.0)
+        yield lambda share: bar.update(task, completed=share)
 
 
 def _check_audio(outputs) -> None:

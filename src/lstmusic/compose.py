@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -73,6 +73,8 @@ class Composition:
     tokenizer: str
     seconds: float  # spent sampling
     new_tokens: int
+    key: str = ""  # the key steered to, as people write it: "C minor (auto)"
+    notes: list[str] = field(default_factory=list)  # what was changed to fit the run
 
     @property
     def ms_per_token(self) -> float:
@@ -91,7 +93,8 @@ class Composition:
         return {"settings": asdict(self.settings), "run": str(self.run_dir),
                 "tokenizer": self.tokenizer, "seconds": round(self.seconds, 3),
                 "ms_per_token": self.ms_per_token, "tokens_per_s": self.tokens_per_s,
-                "pieces": pieces}
+                **({"key": self.key} if self.key else {}),
+                **({"notes": self.notes} if self.notes else {}), "pieces": pieces}
 
 
 class Composer:
@@ -169,7 +172,7 @@ class Composer:
         pieces = [self._piece(i, row, loop, cfg, prime)
                   for i, (row, loop) in enumerate(zip(rows, loops, strict=False))]
         return Composition(pieces, cfg, self.run_dir, self.kind, seconds,
-                           sum(r.steps for r in rows))
+                           sum(r.steps for r in rows), *_told(cfg, steer))
 
     def sampling(self, cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
                  gen: torch.Generator, steer: Steering | None = None) -> Sampling:
@@ -207,28 +210,31 @@ class Composer:
         prime = primes.legal(self.grammar, prime)
         t0 = time.perf_counter()
         with cpu_steps(self.device, loop_candidates(cfg.n)):
+            # before sampling: a file the tokenizer refuses is refused before any work
+            before = redo.original_seam(self, original, cfg, style)
             # one bar more than asked: the prime may end before bar A's line
             sampling = self.sampling(cfg, prime, style, loop_candidates(cfg.n),
                                      last - first + 2, gen, steer)
             for share in sampling:
-                yield 0.9 * share
-            before, _ = redo.seam_nll(self, original, first, last, style)
+                yield 0.8 * share
             scored = []
-            for row in sampling.rows:
+            for k, row in enumerate(sampling.rows):
                 new = redo.splice(original, self.tokenizer.decode(prime + row.ids)[0], start,
                                   end)
                 nll, ids = redo.seam_nll(self, new, first, last, style)
-                scored.append((nll, new, ids, row))
-        scored.sort(key=lambda x: x[0])
+                scored.append((nll, k + 1, new, ids, row))
+                yield 0.8 + 0.2 * (k + 1) / len(sampling.rows)
+        scored.sort(key=lambda x: x[:2])
         pieces = []
-        for i, (nll, score, ids, row) in enumerate(scored[: cfg.n]):
+        for i, (nll, candidate, score, ids, row) in enumerate(scored[: cfg.n]):
             info = {"bars": [first, last], "seam_nll": round(nll, 4),
-                    "original_seam_nll": round(before, 4), "candidates": len(scored)}
+                    "original_seam_nll": round(before, 4), "candidate": candidate,
+                    "candidates": len(scored)}
             _restyle(score, cfg)
             pieces.append(self._report(i, score, ids, row, len(prime), redo=info))
             pieces[-1].report.bars = metrics.bar_at(score, max(int(score.end()) - 1, 0))
         return Composition(pieces, cfg, self.run_dir, self.kind, time.perf_counter() - t0,
-                           sum(r.steps for r in sampling.rows))
+                           sum(r.steps for r in sampling.rows), *_told(cfg, steer))
 
     # ------------------------------------------------------------ loop mode
     def _loop(self, cfg, prime, style, bars, gen):
@@ -309,6 +315,18 @@ class Composer:
             beats = row.end_beats + (0 if cfg.omit_prime else row.prime_beats)
             score = score.clip(0, round(beats * score.ticks_per_quarter), clip_end=True)
         return score
+
+
+def _told(cfg: GenerateConfig, steer: Steering | None) -> tuple[str, list[str]]:
+    """(the key steered to, as people write it, "(auto)" when it was estimated; what was
+    changed to fit the run): what the user could not know without being told."""
+    if steer is None:
+        return "", []
+    key = ""
+    if steer.key is not None:
+        key = steer.key.name.replace("-", "b")
+        key = key[0].upper() + key[1:] + (" (auto)" if cfg.key == "auto" else "")
+    return key, [steer.melody.note] if steer.melody and steer.melody.note else []
 
 
 def _restyle(score, cfg: GenerateConfig) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -23,6 +24,13 @@ from lstmusic.errors import UserError
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds both take this range
 MAX_TEXT = 4096  # characters of a text option: a path, a chord list (PATH_MAX is 4096)
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number written in ASCII digits, else None: str.isdigit also takes
+    '²' and '¹', which int() then refuses."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]+", text) else None
 
 
 def opt(default, help: str = "", **cli):
@@ -143,16 +151,16 @@ class PrepareConfig:
         """`shard` as (I, N), or None for the whole corpus."""
         if not self.shard:
             return None
-        i, n = self.shard.split("/")
-        return int(i), int(n)
+        i, _, n = self.shard.partition("/")
+        return whole_number(i), whole_number(n)
 
     def __post_init__(self):
         check_types(self)
         if not all(isinstance(source, str) for source in self.sources):
             raise UserError("sources must be text: folders, files or music21:NAME")
         if self.shard:
-            i, _, n = self.shard.partition("/")
-            if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n) <= 1_000_000):
+            i, n = self.part
+            if i is None or n is None or not 1 <= i <= n <= 1_000_000:
                 raise UserError(f"--shard must be I/N with 1 <= I <= N (e.g. 1/4), "
                                 f"not {self.shard!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -432,11 +440,14 @@ class GenerateConfig:
     def redo_span(self) -> tuple[int, int]:
         """(A, B) of --redo-bars A-B, 1-based and inclusive."""
         a, sep, b = self.redo_bars.partition("-")
-        if not (a.strip().isdigit() and (not sep or b.strip().isdigit())):
-            raise UserError(f"--redo-bars {self.redo_bars!r}: write A-B, like 5-8")
-        first, last = int(a), int(b) if sep else int(a)
+        first, last = whole_number(a), whole_number(b) if sep else whole_number(a)
+        if first is None or last is None:
+            raise UserError(f"--redo-bars {shown(self.redo_bars)}: write A-B, like 5-8")
         if not 1 <= first <= last:
-            raise UserError(f"--redo-bars {self.redo_bars!r}: bars start at 1 and A <= B")
+            raise UserError(f"--redo-bars {shown(self.redo_bars)}: bars start at 1 and A <= B")
+        if last > MAX_BARS:  # a piece is at most MAX_BARS bars, redone or not
+            raise UserError(f"--redo-bars {shown(self.redo_bars)}: bar {last:,} is past the "
+                            f"{MAX_BARS}-bar limit of a piece")
         return first, last
 
 

@@ -33,8 +33,11 @@ def read(tokenizer, cfg) -> tuple[object, list[int], int, int]:
     if not path.is_file():
         raise UserError(f"--redo {path}: no such file")
     score = read_midi(path)
-    if score.note_num() == 0:
-        raise UserError(f"--redo {path}: no notes")
+    try:  # the bounds `prepare` keeps (a resolution of 0, hours of music...), before any work
+        midi_io.normalise(score.copy(), tokenizer.settings.keep_programs,
+                          tokenizer.settings.keep_drums)
+    except BadFile as exc:
+        raise UserError(f"--redo {path}: {exc}") from None
     bars = metrics.bar_at(score, max(int(score.end()) - 1, 0))
     if last > bars:
         raise UserError(f"--redo-bars {first}-{last}: {path.name} has {bars} bars")
@@ -69,6 +72,16 @@ def splice(original, candidate, start: int, end: int):
                 target.notes.append(type(n)(onset, duration, n.pitch, n.velocity))
     target.notes.sort(key=lambda n: (n.time, n.pitch))
     return out
+
+
+def original_seam(composer, score, cfg, style: int) -> float:
+    """The seam NLL of the piece as written (see seam_nll); UserError naming the file if the
+    run's tokenizer refuses it."""
+    first, last = cfg.redo_span()
+    try:
+        return seam_nll(composer, score, first, last, style)[0]
+    except BadFile as exc:
+        raise UserError(f"--redo {cfg.redo}: {exc}") from None
 
 
 def seam_nll(composer, score, first: int, last: int, style: int) -> tuple[float, list[int]]:

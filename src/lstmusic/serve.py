@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request as HttpRequest  # a module global: FastAPI reads the annotation
 
-from lstmusic import checkpoint, midi_io
+from lstmusic import checkpoint, metrics, midi_io
 from lstmusic.config import GenerateConfig
 from lstmusic.errors import BadFile, UserError
 from lstmusic.steer import parse_chords, parse_key
@@ -123,12 +123,11 @@ class ModelEntry:
 
 
 def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[ModelEntry]:
-    """The bundled model, each RUN_DIR given and every run folder found under `runs`."""
+    """Each RUN_DIR given, the bundled model and every run folder found under `runs`, in
+    that order (the first is the one a click composes with unless told otherwise)."""
     from lstmusic.run import bundled_run_dir
 
-    folders: list[Path | None] = []
-    if (bundled_run_dir() / checkpoint.CONFIG).exists():
-        folders.append(None)
+    folders: list[Path | None] = []  # the runs named first: the page selects the first
     for given in run_dirs:
         path = Path(given)
         checkpoint.refuse_pickle(path)
@@ -136,6 +135,8 @@ def find_models(run_dirs: list[str] = (), runs: str | None = None) -> list[Model
             raise UserError(f"{path}: not a run folder (no {checkpoint.CONFIG} and "
                             f"{checkpoint.WEIGHTS})")
         folders.append(path)
+    if (bundled_run_dir() / checkpoint.CONFIG).exists():
+        folders.append(None)
     found = []
     if runs:
         root = Path(runs)
@@ -226,7 +227,8 @@ def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool,
     role = str(params.get("upload_as") or "prime") if has_prime else ""
     if role and role not in ROLES:
         raise UserError(f"upload_as must be one of {', '.join(ROLES)}, not {role[:20]!r}")
-    steer = {k: str(params.get(k, "")).strip()[:200] for k in ("key", "chords", "redo_bars")}
+    # uncut: GenerateConfig refuses text over its limit in one line, as on the command line
+    steer = {k: str(params.get(k, "")).strip() for k in ("key", "chords", "redo_bars")}
     files = {role: name} if role else {}
     if redo_name:
         files["redo"] = redo_name
@@ -273,10 +275,12 @@ class Job:
     timings: dict = field(default_factory=dict)
     results: list = field(default_factory=list)
     bytes: int = 0  # the size of its files once finished (MAX_STUDIO_BYTES)
+    told: list = field(default_factory=list)  # what composing chose: the key, a metre
 
 
-def _check_upload(folder: Path, data: bytes, name: str) -> Path:
-    """An uploaded prime or melody, checked as `prepare` checks a file, saved in `folder`."""
+def _check_upload(folder: Path, data: bytes, name: str, role: str = "prime") -> Path:
+    """An uploaded prime or melody, checked as `prepare` checks a file, saved in `folder`; a
+    melody sets the piece's length, so it is held to the studio's bars."""
     if not data:
         raise UserError(f"{name}: the file is empty")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -292,6 +296,10 @@ def _check_upload(folder: Path, data: bytes, name: str) -> Path:
         raise UserError(f"{name}: {exc}") from None
     if score.note_num() == 0:
         raise UserError(f"{name}: no notes to continue")
+    if role == "melody" and (bars := metrics.bar_at(score, max(int(score.end()) - 1, 0))) \
+            > LIMITS["bars"].hi:
+        raise UserError(f"{name}: a melody of {bars:,} bars is over the studio's "
+                        f"{LIMITS['bars'].hi:.0f}-bar limit")
     return path
 
 
@@ -322,7 +330,9 @@ class Studio:
         self._composers: dict[str, object] = {}
         self._dropped: OrderedDict[str, None] = OrderedDict()  # jobs deleted to keep the caps
         self._closed = False
-        self._stop = threading.Event()  # set by close(): a render in progress stops at once
+        # The running job's: set by close() so that a render in progress stops at once; each
+        # job has its own, so that a job whose writing fails (and sets it) fails alone.
+        self._cancel = threading.Event()
         self._worker = threading.Thread(target=self._work, name="studio-worker", daemon=True)
         self._worker.start()
 
@@ -343,7 +353,8 @@ class Studio:
         job.folder.mkdir()
         try:
             if has_prime:
-                job.prime = _check_upload(job.folder, upload, request.prime_name)
+                job.prime = _check_upload(job.folder, upload, request.prime_name,
+                                          request.upload)
             if source:  # a copy: the earlier job's files may be deleted before this one runs
                 job.redo = job.folder / "redo.mid"
                 self._copy_redo(source, job.redo)
@@ -399,7 +410,7 @@ class Studio:
                 "queue_position": ahead, "error": job.error, "timings": dict(job.timings),
                 "settings": job.request.public(),
                 "model": self.models[job.request.model].name,
-                "results": list(job.results), "poll_s": POLL_HINT_S,
+                "results": list(job.results), "told": list(job.told), "poll_s": POLL_HINT_S,
             }
 
     def file(self, job_id: str, index: int, kind: str) -> Path | None:
@@ -412,7 +423,7 @@ class Studio:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._stop.set()
+            self._cancel.set()
             self._lock.notify_all()
         self._worker.join(timeout=30)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -448,7 +459,7 @@ class Studio:
                 job.bytes = _folder_bytes(job.folder)
                 job.state = "done"
             except (UserError, BadFile, Stopping) as exc:
-                stopped = isinstance(exc, Stopping) or self._stop.is_set()
+                stopped = isinstance(exc, Stopping) or self._closed
                 self._failed(job, "the studio was stopped" if stopped
                              else self._public(str(exc), job))
             except Exception as exc:  # a bug: the console gets the traceback, the page a line
@@ -488,6 +499,8 @@ class Studio:
         t1 = time.perf_counter()
         composition = self._compose(job, composer, cfg)
         job.timings["compose_s"] = round(time.perf_counter() - t1, 3)
+        job.told = ([f"key {composition.key}"] if composition.key else []) + [
+            self._public(note, job) for note in composition.notes]
         t1 = time.perf_counter()
         pieces = composition.pieces
         done = []
@@ -509,8 +522,12 @@ class Studio:
                          f"T={cfg.temperature:g}, top-p {cfg.top_p:g}, seed {cfg.seed}",
                          job.folder / f"variation-{i}")
                   for i, piece in enumerate(pieces, 1)]
+        with self._lock:
+            if self._closed:
+                raise Stopping
+            self._cancel = cancel = threading.Event()
         written = write_all([p.score for p in pieces], places, self.soundfont, tick=tick,
-                            cancel=self._stop)
+                            cancel=cancel)
         job.results = [_result(job, i, piece.report, entry, files)
                        for i, (piece, files) in enumerate(zip(pieces, written, strict=True), 1)]
         job.timings.update(render_s=round(time.perf_counter() - t1, 3),

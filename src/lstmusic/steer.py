@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lstmusic.config import MAX_BARS
 from lstmusic.errors import BadFile, UserError
 from lstmusic.grammar import Grammar, GrammarState
 
@@ -44,8 +46,9 @@ class Key:
 
 
 def _flats(text: str) -> str:
-    """music21 writes flats as '-': 'Eb' -> 'E-', 'Bbm7' -> 'B-m7'."""
-    return re.sub(r"^([A-Ga-g])b", r"\1-", text)
+    """music21 writes flats as '-': 'Eb' -> 'E-', 'Bbm7' -> 'B-m7', and a bass note too:
+    'Ab7/Gb' -> 'A-7/G-' (left as 'Gb', music21 read 'G' and dropped a chord tone)."""
+    return re.sub(r"(^|/)([A-Ga-g])b", r"\1\2-", text)
 
 
 def parse_key(text: str) -> Key:
@@ -99,6 +102,7 @@ class Melody:
     time_signature: int  # the id of the melody's TimeSig token
     bars: int
     end: int  # where its last bar ends: time may not pass it either
+    note: str = ""  # what was changed to fit the run (a metre written another way), if anything
 
     @classmethod
     def read(cls, path: Path, track: int, vocabulary, grammar: Grammar) -> Melody:
@@ -116,10 +120,9 @@ class Melody:
             raise UserError(f"--melody {path}: {exc}") from None
         notes = _line(score, track, path)
         sig = score.time_signatures[0] if len(score.time_signatures) else None
-        num, den = (sig.numerator, sig.denominator) if sig else (4, 4)
+        num, den, note = _metre(vocabulary, path, *((sig.numerator, sig.denominator)
+                                                    if sig else (4, 4)))
         ts_id = vocabulary.time_signature_id(num, den)
-        if ts_id < 0:
-            raise UserError(f"--melody {path}: the run's tokenizer has no {num}/{den} metre")
         scale = grammar.tpq / score.ticks_per_quarter
         grid, durations = _grid(grammar, vocabulary)
         # On the tokenizer's grid; two notes that land on one onset: the higher is the line.
@@ -140,7 +143,29 @@ class Melody:
         end = max(o + int(ticks[np.abs(ticks - d * scale).argmin()])
                   for o, (_, d, _) in zip(onsets, notes, strict=True))
         bars = max(1, math.ceil(end / bar))
-        return cls(onsets, pitch_ids, dur_ids, ts_id, bars, bars * bar)
+        if bars > MAX_BARS:  # refused before any sampling: each bar costs the sampler
+            raise UserError(f"--melody {path}: {bars:,} bars, over the {MAX_BARS:,}-bar limit "
+                            "of a piece")
+        return cls(onsets, pitch_ids, dur_ids, ts_id, bars, bars * bar, note)
+
+
+def _metre(vocabulary, path: Path, num: int, den: int) -> tuple[int, int, str]:
+    """(numerator, denominator, what was changed) of the metre a melody is written in: its
+    own if the run's tokenizer has it, else one of the same bar length (2/2 as 4/4): the
+    notes keep their places in the bar."""
+    if vocabulary.time_signature_id(num, den) >= 0:
+        return num, den, ""
+    metres = [tuple(map(int, tok.split("_", 1)[1].split("/")))
+              for tok in vocabulary.tokens if tok.startswith("TimeSig_")]
+    same = [(n, d) for n, d in metres if Fraction(n, d) == Fraction(num, den)]
+    if not same:
+        have = ", ".join(f"{n}/{d}" for n, d in metres) or "none"
+        raise UserError(f"--melody {path}: its {num}/{den} metre has a bar length no metre of "
+                        f"the run's tokenizer has (it has {have})")
+    # the nearest note value first: 2/2 -> 4/4 rather than 8/8; a tie, the longer (6/4 -> 3/2)
+    n, d = min(same, key=lambda m: (abs(math.log2(m[1] / den)), m[1]))
+    return n, d, (f"--melody {path}: its {num}/{den} metre is written as {n}/{d}, the same "
+                  f"bar length (the run's tokenizer has no {num}/{den})")
 
 
 def _line(score, track: int, path: Path) -> list[tuple[int, int, int]]:
@@ -194,7 +219,7 @@ class Steering:
 
     def __init__(self, vocabulary, grammar: Grammar, key: Key | None = None,
                  key_strength: float = 1.0, chords=None, melody: Melody | None = None):
-        self.grammar, self.melody = grammar, melody
+        self.grammar, self.melody, self.key = grammar, melody, key
         dev = grammar.masks.device
         pcs = torch.from_numpy(vocabulary.pitch_classes()).to(dev) > 0  # (V, 12)
         self.strikes = pcs.any(1)

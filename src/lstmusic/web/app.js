@@ -172,6 +172,7 @@ function update(card, status) {
   if (status.state === "done") {
     stage = `made in ${t.total_s.toFixed(1)} s (composing ${t.compose_s.toFixed(1)} s, ` +
       `audio and piano roll ${t.render_s.toFixed(1)} s)`;
+    if (status.told && status.told.length) stage += "; " + status.told.join("; ");
   }
   card.querySelector(".job-stage").textContent = stage;
   if (status.state === "error") {
@@ -224,7 +225,8 @@ function variation(r, count, preload) {
   }
   if (f.redo) {
     figures += `; after the redone bars ${f.redo.seam_nll.toFixed(2)} nats/token against ` +
-      `${f.redo.original_seam_nll.toFixed(2)} after the original ones`;
+      `${f.redo.original_seam_nll.toFixed(2)} after the original ones (candidate ` +
+      `${f.redo.candidate} of ${f.redo.candidates})`;
   }
   el.querySelector(".figures").textContent = figures;
   el.querySelector(".command").textContent = r.command;
