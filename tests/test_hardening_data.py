@@ -1,0 +1,121 @@
+"""Datasets, merge, training and evaluation under a hostile probe: damaged manifests, shards
+with foreign ids, an output that is an input, temporaries of killed processes, lstmusic's own
+scores beside their MIDI, what train says as it goes."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import piano_piece, write_midi
+
+from lstmusic.cli import main
+from lstmusic.dataset import Dataset, PrepareConfig, prepare
+from lstmusic.errors import UserError
+
+
+def _one_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if not line.startswith("skip")]
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def _source(folder, n=4):
+    for i in range(n):
+        write_midi(piano_piece(i, bars=4), folder / f"{i:02d}.mid")
+    return folder
+
+
+def _shards(tmp_path):
+    src = _source(tmp_path / "src", n=8)
+    for i in (1, 2):
+        prepare(PrepareConfig((str(src),), tmp_path / f"s{i}", workers=1, shard=f"{i}/2"))
+    return tmp_path / "s1", tmp_path / "s2"
+
+
+# ------------------------------------------------------------------ the manifest, key by key
+_WRONG = ([], {}, "x", 1.5, -1, True, None)
+
+
+def _mutants(manifest):
+    """(name, manifest) with one key of each object set to each value of another type."""
+    objects = [("", manifest), ("split", manifest["split"]), ("totals", manifest["totals"]),
+               ("files[0]", manifest["files"][0])]
+    for name, obj in objects:
+        for key in list(obj):
+            for value in _WRONG:
+                if type(value) is type(obj[key]) or (isinstance(obj[key], float)
+                                                     and type(value) is int):
+                    continue
+                yield f"{name}.{key}={value!r}", name, key, value
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    prepare(PrepareConfig((str(_source(root / "src", 3)),), root / "ds", workers=1))
+    return root / "ds"
+
+
+def test_every_key_of_the_manifest_is_checked_for_its_type(prepared, tmp_path):
+    good = json.loads((prepared / "manifest.json").read_text())
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for f in ("tokens.npy", "tokenizer.json"):
+        (ds / f).write_bytes((prepared / f).read_bytes())
+    refused = 0
+    for label, name, key, value in _mutants(good):
+        m = json.loads(json.dumps(good))
+        obj = {"": m, "split": m["split"], "totals": m["totals"], "files[0]": m["files"][0]}
+        obj[name][key] = value
+        (ds / "manifest.json").write_text(json.dumps(m))
+        try:
+            Dataset.open(ds)
+        except UserError as exc:
+            assert "manifest.json" in str(exc) and key in str(exc), (label, str(exc))
+            refused += 1
+        except Exception as exc:  # noqa: BLE001 - the test is that nothing else escapes
+            pytest.fail(f"{label}: {type(exc).__name__}: {exc}")
+    assert refused > 100
+
+
+@pytest.mark.parametrize("value", [[], {}])
+def test_a_style_that_is_not_a_name_is_one_line(prepared, tmp_path, capsys, value):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for f in ("tokens.npy", "tokenizer.json", "manifest.json"):
+        (ds / f).write_bytes((prepared / f).read_bytes())
+    m = json.loads((ds / "manifest.json").read_text())
+    m["files"][0]["style"] = value
+    (ds / "manifest.json").write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main(["inspect", str(ds)]) == 2
+    assert "files[0].style must be a string" in _one_error(capsys)
+
+
+# ------------------------------------------------------------------ merge
+def test_merge_refuses_a_shard_with_ids_beyond_its_vocabulary(tmp_path, capsys):
+    s1, s2 = _shards(tmp_path)
+    ids = np.load(s2 / "tokens.npy")
+    ids[3] = 60000
+    np.save(s2 / "tokens.npy", ids)
+    capsys.readouterr()
+    out = tmp_path / "merged"
+    assert main(["merge", str(s1), str(s2), "-o", str(out)]) == 2
+    err = _one_error(capsys)
+    assert str(s2) in err and "beyond the vocabulary" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "dotted"])
+def test_merge_refuses_an_output_that_is_one_of_its_inputs(tmp_path, capsys, how):
+    s1, s2 = _shards(tmp_path)
+    before = (s1 / "manifest.json").read_bytes()
+    out = {"same": s1, "dotted": tmp_path / "src" / ".." / "s1",
+           "symlink": tmp_path / "link"}[how]
+    if how == "symlink":
+        out.symlink_to(s1)
+    capsys.readouterr()
+    assert main(["merge", "-o", str(out), str(s1), str(s2)]) == 2
+    assert "is one of the inputs" in _one_error(capsys)
+    assert (s1 / "manifest.json").read_bytes() == before
