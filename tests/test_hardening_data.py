@@ -3,6 +3,11 @@ with foreign ids, an output that is an input, temporaries of killed processes, l
 scores beside their MIDI, what train says as it goes."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,3 +124,67 @@ def test_merge_refuses_an_output_that_is_one_of_its_inputs(tmp_path, capsys, how
     assert main(["merge", "-o", str(out), str(s1), str(s2)]) == 2
     assert "is one of the inputs" in _one_error(capsys)
     assert (s1 / "manifest.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------ kill -9's temporaries
+def _leftovers(folder, name):
+    return [p.name for p in folder.iterdir() if p.name.startswith(f".{name}.")]
+
+
+def test_a_retried_prepare_removes_what_a_killed_one_left(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    for i in range(40):
+        write_midi(piano_piece(i, bars=64), src / f"{i}.mid")
+    out = tmp_path / "ds"
+    monkeypatch.setenv("LSTMUSIC_CACHE_DIR", str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "lstmusic", "prepare", str(src), "-o",
+                             str(out), "--workers", "1"], stderr=subprocess.PIPE)
+    cache = tmp_path / "cache" / "tokens"
+    for _ in range(1500):  # half way through tokenizing, its staged folder is beside ds
+        if cache.exists() and len(list(cache.rglob("*.json"))) >= 5:
+            break
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert [n for n in _leftovers(tmp_path, "ds") if n.endswith(".tmp")]  # what kill -9 left
+    assert main(["prepare", str(src), "-o", str(out), "--workers", "1"]) == 0
+    assert _leftovers(tmp_path, "ds") == []
+    assert Dataset.open(out).manifest["totals"]["files"] == 40
+
+
+_KILLED_WRITE = """
+import os, sys
+from pathlib import Path
+from lstmusic import atomic
+def die(tmp):
+    tmp.write_bytes(b"half a file")
+    os.kill(os.getpid(), 9)
+atomic.write_with(Path(sys.argv[1]), die)
+"""
+
+
+def test_train_resume_removes_the_temporaries_of_a_killed_run(tmp_path):
+    from lstmusic.train import TrainConfig, train
+
+    src = _source(tmp_path / "src", n=6)
+    prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.34, workers=1))
+    run = tmp_path / "run"
+    cfg = dict(preset="tiny", seq_len=48, batch_size=8, eval_every=5, warmup_steps=2,
+               checkpoint_every=5, samples=0)
+    train(tmp_path / "ds", run, TrainConfig(max_steps=5, **cfg), log=lambda *_: None)
+    for name in ("curves.png", "last/state.json"):  # a real kill -9 in the middle of a write
+        proc = subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(run / name)],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert proc.returncode == -signal.SIGKILL
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # another process's write in progress (an evaluate's, say) is left alone
+        busy = run / f".sample.mid.{sleeper.pid}.abcdefgh.tmp"
+        busy.write_bytes(b"")
+        assert len(list(run.rglob(".*.tmp"))) == 3
+        train(tmp_path / "ds", run, TrainConfig(max_steps=10, **cfg), resume=True,
+              log=lambda *_: None)
+        assert list(run.rglob(".*.tmp")) == [busy]
+    finally:
+        sleeper.kill()
+        sleeper.wait()

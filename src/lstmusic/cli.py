@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -363,10 +362,10 @@ def os_error_line(exc: OSError, output: str | None = None) -> str:
         line = f"{reason or exc}" + ("" if exc.errno else " (is the disk full?)")
         writing = exc.errno in (None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
         return f"{output}: {line}" if output and writing else line
-    # atomic.py writes under ".NAME.XXXX.tmp": name what was being written
-    parts = [m.group(1) if (m := re.fullmatch(r"\.(.+)\.[^.]+\.(tmp|old)", part)) else part
-             for part in Path(os.fsdecode(exc.filename)).parts]
-    path = Path(*parts)
+    from lstmusic import atomic
+
+    # atomic.py writes under a temporary name: name what was being written
+    path = Path(*map(atomic.final_name, Path(os.fsdecode(exc.filename)).parts))
     line = f"{path}: {reason or exc}"
     from lstmusic.dataset import cache_dir
 
