@@ -188,3 +188,25 @@ def test_train_resume_removes_the_temporaries_of_a_killed_run(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+# ------------------------------------------------------------------ lstmusic's own outputs
+def test_prepare_skips_the_sheet_music_lstmusic_wrote_beside_a_midi_file(tmp_path, capsys):
+    from lstmusic.render import read_midi
+    from lstmusic.score import write_musicxml
+
+    src = _source(tmp_path / "src", n=3)
+    write_musicxml(read_midi(src / "00.mid"), src / "00.musicxml", "00")  # render --score
+    lone = tmp_path / "lone"  # a score of lstmusic's without its MIDI is music to learn
+    write_musicxml(read_midi(src / "01.mid"), lone / "kept.musicxml", "kept")
+    foreign = src / "02.musicxml"  # a user's score named like a MIDI file is theirs
+    foreign.write_text((lone / "kept.musicxml").read_text().replace("lstmusic", "someone"))
+    capsys.readouterr()
+    assert main(["prepare", str(src), str(lone), "-o", str(tmp_path / "ds"),
+                 "--workers", "1"]) == 0
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    reasons = {s["path"]: s["reason"] for s in m["skipped"]}
+    assert list(reasons) == ["src/00.musicxml"]
+    assert "lstmusic's sheet music of 00.mid" in reasons["src/00.musicxml"]
+    assert {"src/02.musicxml", "lone/kept.musicxml"} <= {f["path"] for f in m["files"]}
+    assert "skip src/00.musicxml: lstmusic's sheet music" in capsys.readouterr().err

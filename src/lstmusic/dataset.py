@@ -27,7 +27,7 @@ from pathlib import Path
 from lstmusic import __version__, atomic
 from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.errors import BadFile, UserError
-from lstmusic.sources import SourceFile, resolve_all
+from lstmusic.sources import MIDI_SUFFIXES, SCORE_SUFFIXES, SourceFile, resolve_all
 
 # numpy, symusic and miditok are imported only where needed: re-running `prepare` on an
 # up-to-date dataset only hashes files and reads the manifest, in well under 0.1 s.
@@ -197,11 +197,26 @@ def hash_files(listing: list[SourceFile], indices: list[int]) -> list[FileResult
     for index in indices:
         f = listing[index]
         try:
-            results.append(FileResult(f, _sha256(f.path), index=index))
+            results.append(FileResult(f, _sha256(f.path), reason=_own_score(f.path),
+                                      index=index))
         except OSError as exc:
             results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}",
                                       index=index))
     return results
+
+
+def _own_score(path: Path) -> str | None:
+    """Why `path` is lstmusic's own sheet music of a MIDI file beside it (`render --score`
+    writes STEM.musicxml beside STEM.mid): read, it would be that piece a second time. Only
+    the mark and the twin together say so: lstmusic's generated MIDI carries the mark too,
+    and training on one's own pieces is a user's choice; a score without its MIDI is kept."""
+    if path.suffix.lower() not in SCORE_SUFFIXES:
+        return None
+    twins = (path.with_suffix(s) for suffix in MIDI_SUFFIXES for s in (suffix, suffix.upper()))
+    twin = next((t for t in twins if t.is_file()), None)
+    if twin is None or not atomic.marked(path):
+        return None
+    return f"lstmusic's sheet music of {twin.name} beside it (the same piece twice)"
 
 
 def _mark_duplicates(results: list[FileResult]) -> None:
