@@ -210,3 +210,23 @@ def test_prepare_skips_the_sheet_music_lstmusic_wrote_beside_a_midi_file(tmp_pat
     assert "lstmusic's sheet music of 00.mid" in reasons["src/00.musicxml"]
     assert {"src/02.musicxml", "lone/kept.musicxml"} <= {f["path"] for f in m["files"]}
     assert "skip src/00.musicxml: lstmusic's sheet music" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ evaluate vs train
+def test_evaluate_gives_trains_validation_figure_beside_its_own(tmp_path, capsys):
+    """train scores fresh windows of --seq-len, evaluate whole files: on the same files
+    evaluate also gives train's figure, and it is train's best to the digit."""
+    from lstmusic.train import TrainConfig, train
+
+    src = _source(tmp_path / "src", n=5)
+    prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.4, workers=1))
+    cfg = TrainConfig(preset="tiny", seq_len=32, batch_size=8, max_steps=6, eval_every=3,
+                      warmup_steps=2, checkpoint_every=6, samples=0)
+    best = train(tmp_path / "ds", tmp_path / "run", cfg, log=lambda *_: None)["best_val_loss"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), "--samples", "1", "--bars", "2",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    lk = json.loads((tmp_path / "e.json").read_text())["likelihood"]
+    assert lk["nll_per_token_as_train"] == pytest.approx(best, abs=1e-4)
+    assert f"as train's validation scores it: {best:.3f} nats/token (32-token windows" in out

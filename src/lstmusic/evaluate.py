@@ -77,6 +77,7 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
     held = held_out(composer, ds, data, skipped, style)
     timings["reading"] = _lap(t0, timings)
     likelihood = score_likelihood(composer.model, held)
+    likelihood |= score_as_train(composer.model, held, composer.run.train)
     timings["likelihood"] = _lap(t0, timings)
     if not samples_from:
         names, scores, reports = generate_samples(composer, samples, bars, seed, style)
@@ -258,6 +259,43 @@ def score_likelihood(model, held: dict) -> dict:
             "bits_per_second": nll / math.log(2) / max(held["seconds"], 1e-9),
             "tokens": int(count), "notes": int(held["notes"]),
             "seconds": round(held["seconds"], 2), "files": len(files)}
+
+
+def score_as_train(model, held: dict, train_cfg) -> dict:
+    """NLL per token as `train`'s validation measures it, so that the two can be compared:
+    windows of its --seq-len, each from a fresh state, at most its --eval-tokens of them.
+    Higher than `score_likelihood`'s whole files: a window's first tokens are guessed with
+    no context at all."""
+    import torch
+
+    from lstmusic.windows import validation_batches
+
+    if train_cfg is None:
+        return {}
+    device = next(model.parameters()).device
+    nll = count = 0.0
+    batches = validation_batches(_Held(held["files"]), train_cfg.seq_len, train_cfg.eval_tokens)
+    with torch.no_grad():
+        for ids, style in batches:
+            (n, _, k), _ = model.scores(ids.to(device), style.to(device))
+            nll, count = nll + n, count + k
+    return {"nll_per_token_as_train": nll / max(count, 1), "train_seq_len": train_cfg.seq_len,
+            "train_eval_tokens": train_cfg.eval_tokens}
+
+
+class _Held:
+    """Framed held-out files read as `windows.validation_batches` reads a `Spans`."""
+
+    def __init__(self, files: list):
+        self.files = files
+        self.framed_lengths = [len(ids) for ids, _ in files]
+        self.styles = [style for _, style in files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def framed(self, f: int, start: int, end: int):
+        return self.files[f][0][start:end]
 
 
 def _score_batch(model, files, device) -> tuple[float, float, float]:
