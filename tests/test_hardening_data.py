@@ -230,3 +230,50 @@ def test_evaluate_gives_trains_validation_figure_beside_its_own(tmp_path, capsys
     lk = json.loads((tmp_path / "e.json").read_text())["likelihood"]
     assert lk["nll_per_token_as_train"] == pytest.approx(best, abs=1e-4)
     assert f"as train's validation scores it: {best:.3f} nats/token (32-token windows" in out
+
+
+# ------------------------------------------------------------------ what train says and writes
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from lstmusic.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    prepare(PrepareConfig((str(_source(root / "src", n=5)),), root / "ds", val_fraction=0.4,
+                          workers=1))
+    train(root / "ds", root / "run", TrainConfig(preset="tiny", seq_len=32, batch_size=8,
+                                                 max_steps=30, eval_every=30, samples=0),
+          log=lambda *_: None)
+    return root / "run"
+
+
+def test_the_end_of_run_samples_can_be_heard(tiny_run):
+    import shutil
+
+    from lstmusic.evaluate import quick_samples
+    from lstmusic.render import find_soundfont
+
+    try:
+        find_soundfont()
+    except UserError:
+        pytest.skip("no SoundFont")
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("no FluidSynth")
+    heard = quick_samples(tiny_run, n=3, bars=4)
+    wavs = [row["wav"] for row in heard["samples"] if "wav" in row]
+    assert wavs and (heard["no_audio"] is None) == (len(wavs) == 3)  # a silent one says why
+    for wav in wavs:
+        assert (tiny_run / "samples" / wav).read_bytes()[:4] == b"RIFF"
+
+
+def test_samples_without_audio_do_not_fail_the_run(tiny_run, monkeypatch):
+    from lstmusic import render
+    from lstmusic.evaluate import quick_samples
+
+    def broken(*args, **kwargs):
+        raise UserError("the fluidsynth program is not installed")
+
+    monkeypatch.setattr(render, "render_audio", broken)
+    heard = quick_samples(tiny_run, n=2, bars=2)
+    assert "fluidsynth" in heard["no_audio"]
+    assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == [
+        "metrics.json", "sample-1.mid", "sample-1.png", "sample-2.mid", "sample-2.png"]

@@ -118,8 +118,10 @@ def cmd_train(args) -> int:
         from lstmusic.evaluate import quick_samples
 
         heard = quick_samples(run_dir, n=cfg.samples)
-        print(f"{cfg.samples} samples in {run_dir / 'samples'} (collapse rate "
-              f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
+        wavs = sum("wav" in r for r in heard["samples"])
+        print(f"{cfg.samples} samples in {run_dir / 'samples'} ({wavs} with a WAV; collapse "
+              f"rate {heard['collapse_rate']:.0%}, {heard['repairs']} repairs)"
+              + (f"; no WAV: {heard['no_audio']}" if heard["no_audio"] else ""))
     print("\n".join(verdict_lines(result)) + f"\nrun folder: {run_dir}")
     return 0
 

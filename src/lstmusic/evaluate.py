@@ -439,7 +439,9 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
     try:
         write_all(scores, [Target(staged / f"{name}.mid", png=staged / f"{name}.png",
                                   title=f"{run_dir.name}: {name}") for name in names])
+        no_audio = _sample_audio(scores, staged, names)
         rows = [{"name": name, "midi": f"{name}.mid",
+                 **({"wav": f"{name}.wav"} if (staged / f"{name}.wav").is_file() else {}),
                  **metrics.collapse(score, metrics.bar_start(score, bars + 1)),
                  "repairs": int(report["repairs"]),
                  "resampled_bars": int(report["resampled_bars"]),
@@ -449,6 +451,7 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
         result = _json_safe({"samples": rows, "metrics": means, "bars": bars, "seed": seed,
                              "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
                              "repairs": sum(r["repairs"] for r in rows),
+                             "no_audio": no_audio,
                              "seconds": round(time.perf_counter() - t0, 2)})
         atomic.write_json(staged / "metrics.json", result)
         atomic.publish_dir(staged, run_dir / "samples")
@@ -456,6 +459,22 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
     return result
+
+
+def _sample_audio(scores: list, folder: Path, names: list[str]) -> str | None:
+    """WAVs of the written samples, to hear what the run learnt, one at a time: why one is
+    missing (no synthesizer, a silent sample) fails neither the others nor the training run
+    this ends; the first such reason is returned."""
+    from lstmusic.writeout import Target, write_all
+
+    reasons = []
+    for score, name in zip(scores, names, strict=True):
+        try:
+            write_all([score], [Target(folder / f"{name}.mid", wav=folder / f"{name}.wav")],
+                      write_midi=False)
+        except UserError as exc:
+            reasons.append(str(exc).replace(str(folder), "samples"))
+    return reasons[0] if reasons else None
 
 
 def _mean(values: list[float]) -> float | None:
