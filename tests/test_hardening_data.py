@@ -277,3 +277,31 @@ def test_samples_without_audio_do_not_fail_the_run(tiny_run, monkeypatch):
     assert "fluidsynth" in heard["no_audio"]
     assert sorted(p.name for p in (tiny_run / "samples").iterdir()) == [
         "metrics.json", "sample-1.mid", "sample-1.png", "sample-2.mid", "sample-2.png"]
+
+
+def test_budget_steps_follow_the_measured_pace():
+    from lstmusic.train import TrainConfig, budget_steps
+
+    cfg = TrainConfig(max_minutes=3, max_steps=2000)
+    assert budget_steps(40, 85.7, cfg) == 84  # 40 steps in 85.7 s: ~84 in 180 s
+    assert budget_steps(80, 171.0, cfg) == 84  # refined as it goes
+    assert budget_steps(40, 0.5, cfg) == 2000  # never more than --max-steps
+    assert budget_steps(40, 500.0, cfg) == 40  # nor fewer than were made
+    assert budget_steps(40, 85.7, TrainConfig(max_steps=2000)) is None  # no budget
+
+
+def test_train_says_which_files_it_holds_out_and_what_the_budget_allows(tmp_path):
+    from lstmusic.train import TrainConfig, train
+
+    src = _source(tmp_path / "src", n=5)
+    prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.4, workers=1))
+    held = [f["path"] for f in Dataset.open(tmp_path / "ds").split("validation")]
+    lines = []
+    train(tmp_path / "ds", tmp_path / "run",
+          TrainConfig(preset="tiny", seq_len=32, batch_size=8, max_steps=6, eval_every=3,
+                      max_minutes=30, samples=0), log=lines.append)
+    said = "\n".join(lines)
+    assert (f"5 files in {tmp_path / 'ds'}: 3 for training, 2 held out for validation "
+            f"({', '.join(held)})") in said
+    assert "at most 6 steps, as many as the 30-min budget allows" in said
+    assert "step 3 of ~6 in the 30-min budget: train" in said
