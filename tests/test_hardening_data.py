@@ -82,6 +82,12 @@ def test_every_key_of_the_manifest_is_checked_for_its_type(prepared, tmp_path):
         except Exception as exc:  # noqa: BLE001 - the test is that nothing else escapes
             pytest.fail(f"{label}: {type(exc).__name__}: {exc}")
     assert refused > 100
+    for settings in ({"bogus": 1}, {"name": "no-such-tokenizer"}):
+        m = json.loads(json.dumps(good))
+        m["tokenizer_settings"] = settings
+        (ds / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(UserError, match="manifest.json: tokenizer_settings: "):
+            Dataset.open(ds)
 
 
 @pytest.mark.parametrize("value", [[], {}])

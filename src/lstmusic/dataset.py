@@ -684,6 +684,10 @@ def _check_types(where: str, manifest) -> None:
     _check_keys(where, "", manifest, _TOP_KEYS, _REQUIRED[""])
     for key, keys in (("split", _SPLIT_KEYS), ("totals", _TOTALS_KEYS)):
         _check_keys(where, key, manifest[key], keys, _REQUIRED[key])
+    try:  # merge makes its settings from these
+        TokenizerSettings(**manifest["tokenizer_settings"])
+    except (TypeError, UserError) as exc:
+        raise UserError(f"{where}: tokenizer_settings: {exc}") from None
     for key in ("styles", "sources", "merged_from"):
         for i, x in enumerate(manifest.get(key, ())):
             if not isinstance(x, str):
