@@ -226,7 +226,7 @@ def test_music21_all_is_every_corpus_each_its_own_style():
 @pytest.mark.parametrize("damage, message", [
     (lambda m: m["files"][0].update(offset=-5), "lie outside tokens.npy"),
     (lambda m: m["files"][0].update(tokens=10**12), "lie outside tokens.npy"),
-    (lambda m: m["files"][0].update(offset="12"), "whole-number offset"),
+    (lambda m: m["files"][0].update(offset="12"), "files[0].offset must be a whole number"),
     (lambda m: m["files"][0].update(split="test"), "unknown split"),
     (lambda m: m.update(files={}), "no list of files"),
 ])

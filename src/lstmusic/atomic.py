@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -27,6 +28,10 @@ from lstmusic.errors import UserError
 
 MARK = "lstmusic"  # in every file written for a user: MARK_HEAD bytes from its start or
 MARK_HEAD, MARK_TAIL = 64 * 1024, 4 * 1024  # MARK_TAIL from its end
+# Temporaries are `.NAME.PID.XXXXXXXX.tmp` (folders set aside: `.old`): kill -9 runs no
+# cleanup, and the writer's process id in the name tells a later writer a dead one's
+# leftovers from another process's work in progress (see `remove_stale`).
+_TEMP = re.compile(r"\.(?P<name>.+?)(?:\.(?P<pid>\d+))?\.[^.]+\.(?:tmp|old)")
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
 
@@ -86,7 +91,7 @@ def write_with(path: Path, writer: Callable[[Path], object]) -> None:
     """Call `writer(tmp_path)` to produce the file, then move it onto `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -100,6 +105,52 @@ def write_with(path: Path, writer: Callable[[Path], object]) -> None:
         tmp_path.unlink(missing_ok=True)
 
 
+def _prefix(final: Path) -> str:
+    return f".{final.name}.{os.getpid()}."
+
+
+def final_name(name: str) -> str:
+    """The name a temporary will be renamed to (any other name as it is)."""
+    m = _TEMP.fullmatch(name)
+    return m.group("name") if m else name
+
+
+def remove_stale(target: Path) -> list[Path]:
+    """Remove what killed writers of `target` left: its own temporaries beside it (the
+    caller holds `target`'s lock, so no one else is writing it) and, inside it, temporaries
+    whose writer's process is gone. Returns what was removed."""
+    target = Path(target)
+    beside = [p for p in _listing(target.parent) if final_name(p.name) == target.name
+              and p.name != target.name]
+    inside = [p for p in (target.rglob(".*") if target.is_dir() else ())
+              if (m := _TEMP.fullmatch(p.name)) and m["pid"] and not _alive(int(m["pid"]))]
+    for p in beside + inside:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return beside + inside
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    except OverflowError:  # no process has such a number
+        return False
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -110,7 +161,7 @@ def staging_dir(final: Path) -> Path:
     """A fresh empty folder beside `final`, to be filled and then `publish_dir`-ed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    staged = Path(tempfile.mkdtemp(dir=final.parent, prefix=_prefix(final), suffix=".tmp"))
     os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
     return staged
 
@@ -136,7 +187,7 @@ def publish_dir(staged: Path, final: Path) -> None:
     final = Path(final)
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=_prefix(final), suffix=".old"))
         os.rmdir(old)
         os.replace(final, old)
     os.replace(staged, final)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import re
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
@@ -124,8 +123,10 @@ def cmd_train(args) -> int:
         from lstmusic.evaluate import quick_samples
 
         heard = quick_samples(run_dir, n=cfg.samples)
-        print(f"{cfg.samples} samples in {run_dir / 'samples'} (collapse rate "
-              f"{heard['collapse_rate']:.0%}, {heard['repairs']} repairs)")
+        wavs = sum("wav" in r for r in heard["samples"])
+        print(f"{cfg.samples} samples in {run_dir / 'samples'} ({wavs} with a WAV; collapse "
+              f"rate {heard['collapse_rate']:.0%}, {heard['repairs']} repairs)"
+              + (f"; no WAV: {heard['no_audio']}" if heard["no_audio"] else ""))
     print("\n".join(verdict_lines(result)) + f"\nrun folder: {run_dir}")
     return 0
 
@@ -437,10 +438,10 @@ def os_error_line(exc: OSError, output: str | None = None) -> str:
         line = f"{reason or exc}" + ("" if exc.errno else " (is the disk full?)")
         writing = exc.errno in (None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
         return f"{output}: {line}" if output and writing else line
-    # atomic.py writes under ".NAME.XXXX.tmp": name what was being written
-    parts = [m.group(1) if (m := re.fullmatch(r"\.(.+)\.[^.]+\.(tmp|old)", part)) else part
-             for part in Path(os.fsdecode(exc.filename)).parts]
-    path = Path(*parts)
+    from lstmusic import atomic
+
+    # atomic.py writes under a temporary name: name what was being written
+    path = Path(*map(atomic.final_name, Path(os.fsdecode(exc.filename)).parts))
     line = f"{path}: {reason or exc}"
     from lstmusic.dataset import cache_dir
 

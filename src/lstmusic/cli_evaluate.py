@@ -93,6 +93,10 @@ def print_summary(r: dict) -> None:
     console.print(f"likelihood on {r['settings']['data']}: {lk['nll_per_token']:.3f} nats/token "
                   f"(perplexity {lk['perplexity']:.2f}, accuracy {lk['accuracy']:.3f}), "
                   f"{lk['nll_per_note']:.3f} nats/note, {lk['bits_per_second']:.1f} bits/s")
+    if "nll_per_token_as_train" in lk:  # a run written by hand has no training settings
+        console.print(f"  as train's validation scores it: {lk['nll_per_token_as_train']:.3f} "
+                      f"nats/token ({lk['train_seq_len']}-token windows, each from a fresh "
+                      "state; the figure above hears each file whole)")
     table = Table("statistic", "samples", "reference", "gap", "overlap")
     for name, m in r["metrics"].items():
         table.add_row(name, *(_fmt(m[k]) for k in ("value", "reference", "gap", "overlap")))

@@ -27,7 +27,7 @@ from pathlib import Path
 from lstmusic import __version__, atomic
 from lstmusic.config import PrepareConfig, TokenizerSettings
 from lstmusic.errors import BadFile, UserError
-from lstmusic.sources import SourceFile, resolve_all
+from lstmusic.sources import MIDI_SUFFIXES, SCORE_SUFFIXES, SourceFile, resolve_all
 
 # numpy, symusic and miditok are imported only where needed: re-running `prepare` on an
 # up-to-date dataset only hashes files and reads the manifest, in well under 0.1 s.
@@ -197,11 +197,26 @@ def hash_files(listing: list[SourceFile], indices: list[int]) -> list[FileResult
     for index in indices:
         f = listing[index]
         try:
-            results.append(FileResult(f, _sha256(f.path), index=index))
+            results.append(FileResult(f, _sha256(f.path), reason=_own_score(f.path),
+                                      index=index))
         except OSError as exc:
             results.append(FileResult(f, "", reason=f"cannot read: {exc.strerror or exc}",
                                       index=index))
     return results
+
+
+def _own_score(path: Path) -> str | None:
+    """Why `path` is lstmusic's own sheet music of a MIDI file beside it (`render --score`
+    writes STEM.musicxml beside STEM.mid): read, it would be that piece a second time. Only
+    the mark and the twin together say so: lstmusic's generated MIDI carries the mark too,
+    and training on one's own pieces is a user's choice; a score without its MIDI is kept."""
+    if path.suffix.lower() not in SCORE_SUFFIXES:
+        return None
+    twins = (path.with_suffix(s) for suffix in MIDI_SUFFIXES for s in (suffix, suffix.upper()))
+    twin = next((t for t in twins if t.is_file()), None)
+    if twin is None or not atomic.marked(path):
+        return None
+    return f"lstmusic's sheet music of {twin.name} beside it (the same piece twice)"
 
 
 def _mark_duplicates(results: list[FileResult]) -> None:
@@ -607,33 +622,99 @@ class Dataset:
         return tokenizer_from_dict(self.tokenizer_dict, str(self.root / TOKENIZER))
 
 
-def _check_manifest(root: Path, manifest, tokenizer_dict, ids) -> None:
-    where = f"{root / MANIFEST}"
+# The type of every key of a manifest, checked when it is read: a hand-edited or damaged one
+# is one line naming the key, never a TypeError deep in train or merge. Keys in REQUIRED must
+# be there; the rest are checked when present (older formats lack some).
+_NUM = (int, float)
+_TOP_KEYS = {
+    "format": int, "lstmusic_version": str, "tokenizer": str, "tokenizer_settings": dict,
+    "vocab_size": int, "dtype": str, "sources": list, "split": dict, "shard": (str, None),
+    "inputs_key": str, "styles": list, "totals": dict, "files": list, "skipped": list,
+    "seconds_taken": _NUM, "merged_from": list,
+}
+_SPLIT_KEYS = {"val_fraction": _NUM, "val_every": int, "seed": int, "rule": str}
+_TOTALS_KEYS = {"files": int, "skipped": int, "tokens": int, "notes": int, "seconds": _NUM,
+                "train_files": int, "validation_files": int, "cached_files": int}
+_FILE_KEYS = {
+    "path": str, "file": str, "sha256": str, "style": str, "split": str, "notes": int,
+    "tokens": int, "seconds": _NUM, "offset": int, "index": (int, None), "pitch_min": int,
+    "pitch_max": int, "tempo": _NUM, "key": str,
+}
+_SKIPPED_KEYS = {"path": str, "reason": str, "sha256": str, "index": (int, None)}
+_REQUIRED = {
+    "": ("files", "skipped", "styles", "tokenizer", "tokenizer_settings", "vocab_size",
+         "sources", "split", "inputs_key", "totals"),
+    "split": ("val_fraction", "val_every", "seed"),
+    "totals": tuple(_TOTALS_KEYS),
+    "files": ("path", "sha256", "style", "split", "notes", "tokens", "seconds", "offset",
+              "pitch_min", "pitch_max", "tempo", "key"),
+    "skipped": ("path", "reason"),
+}
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", dict: "an object",
+               list: "a list", None: "null"}
+
+
+def _has_type(value, types) -> bool:
+    types = types if isinstance(types, tuple) else (types,)
+    if value is None:
+        return None in types
+    if isinstance(value, bool):  # JSON true is not a number
+        return False
+    return any(t is not None and isinstance(value, t) for t in types)
+
+
+def _check_keys(where: str, name: str, obj, keys: dict, required: tuple) -> None:
+    """`obj` (at `name` in the manifest) an object whose known keys have their types."""
+    if not isinstance(obj, dict):
+        raise UserError(f"{where}: {name or 'the manifest'} must be an object")
+    for key in required:
+        if key not in obj:
+            raise UserError(f"{where}: {name + '.' if name else ''}{key} is missing")
+    for key, types in keys.items():
+        if key in obj and not _has_type(obj[key], types):
+            want = " or ".join(_TYPE_NAMES[t] for t in (
+                types if isinstance(types, tuple) else (types,)))
+            raise UserError(f"{where}: {name + '.' if name else ''}{key} must be {want}, not "
+                            f"{json.dumps(obj[key])[:40]}")
+
+
+def _check_types(where: str, manifest) -> None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise UserError(f"{where}: not a dataset manifest (no list of files)")
-    styles = manifest.get("styles")
-    if not isinstance(styles, list) or not all(isinstance(x, str) for x in styles):
-        raise UserError(f"{where}: 'styles' must be a list of names")
+    _check_keys(where, "", manifest, _TOP_KEYS, _REQUIRED[""])
+    for key, keys in (("split", _SPLIT_KEYS), ("totals", _TOTALS_KEYS)):
+        _check_keys(where, key, manifest[key], keys, _REQUIRED[key])
+    try:  # merge makes its settings from these
+        TokenizerSettings(**manifest["tokenizer_settings"])
+    except (TypeError, UserError) as exc:
+        raise UserError(f"{where}: tokenizer_settings: {exc}") from None
+    for key in ("styles", "sources", "merged_from"):
+        for i, x in enumerate(manifest.get(key, ())):
+            if not isinstance(x, str):
+                raise UserError(f"{where}: {key}[{i}] must be a string, not {json.dumps(x)[:40]}")
+    for key, keys in (("files", _FILE_KEYS), ("skipped", _SKIPPED_KEYS)):
+        for i, row in enumerate(manifest[key]):
+            _check_keys(where, f"{key}[{i}]", row, keys, _REQUIRED[key])
+
+
+def _check_manifest(root: Path, manifest, tokenizer_dict, ids) -> None:
+    where = f"{root / MANIFEST}"
+    _check_types(where, manifest)
     vocab = tokenizer_dict.get("vocab") if isinstance(tokenizer_dict, dict) else None
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise UserError(f"{root / TOKENIZER}: 'vocab' must be a list of token names")
     if ids.ndim != 1 or ids.dtype.kind != "u":
         raise UserError(f"{root / TOKENS}: not a flat array of unsigned ids ({ids.dtype}, "
                         f"{ids.ndim} dimensions)")
-    known, total = set(styles), len(ids)
-    for i, e in enumerate(manifest["files"]):
-        ok = isinstance(e, dict) and all(
-            type(e.get(k)) is int for k in ("offset", "tokens")) and isinstance(e.get("path"), str)
-        if not ok:
-            raise UserError(f"{where}: file {i}: needs a path and whole-number offset and tokens")
+    known, total = set(manifest["styles"]), len(ids)
+    for e in manifest["files"]:
         if e["offset"] < 0 or e["tokens"] < 0 or e["offset"] + e["tokens"] > total:
-            end = e["offset"] + e["tokens"]
             end = e["offset"] + e["tokens"]
             raise UserError(f"{where}: {e['path']}: tokens {e['offset']}..{end} lie outside "
                             f"{TOKENS} (0..{total})")
-        if e.get("split") not in ("train", "validation") or e.get("style") not in known:
-            raise UserError(f"{where}: {e['path']}: unknown split {e.get('split')!r} or style "
-                            f"{e.get('style')!r}")
+        if e["split"] not in ("train", "validation") or e["style"] not in known:
+            raise UserError(f"{where}: {e['path']}: unknown split {e['split']!r} or style "
+                            f"{e['style']!r}")
 
 
 def is_dataset(path: Path) -> bool:

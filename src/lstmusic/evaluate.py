@@ -77,6 +77,7 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
     held = held_out(composer, ds, data, skipped, style)
     timings["reading"] = _lap(t0, timings)
     likelihood = score_likelihood(composer.model, held)
+    likelihood |= score_as_train(composer.model, held, composer.run.train)
     timings["likelihood"] = _lap(t0, timings)
     if not samples_from:
         names, scores, reports = generate_samples(composer, samples, bars, seed, style)
@@ -260,6 +261,43 @@ def score_likelihood(model, held: dict) -> dict:
             "seconds": round(held["seconds"], 2), "files": len(files)}
 
 
+def score_as_train(model, held: dict, train_cfg) -> dict:
+    """NLL per token as `train`'s validation measures it, so that the two can be compared:
+    windows of its --seq-len, each from a fresh state, at most its --eval-tokens of them.
+    Higher than `score_likelihood`'s whole files: a window's first tokens are guessed with
+    no context at all."""
+    import torch
+
+    from lstmusic.windows import validation_batches
+
+    if train_cfg is None:
+        return {}
+    device = next(model.parameters()).device
+    nll = count = 0.0
+    batches = validation_batches(_Held(held["files"]), train_cfg.seq_len, train_cfg.eval_tokens)
+    with torch.no_grad():
+        for ids, style in batches:
+            (n, _, k), _ = model.scores(ids.to(device), style.to(device))
+            nll, count = nll + n, count + k
+    return {"nll_per_token_as_train": nll / max(count, 1), "train_seq_len": train_cfg.seq_len,
+            "train_eval_tokens": train_cfg.eval_tokens}
+
+
+class _Held:
+    """Framed held-out files read as `windows.validation_batches` reads a `Spans`."""
+
+    def __init__(self, files: list):
+        self.files = files
+        self.framed_lengths = [len(ids) for ids, _ in files]
+        self.styles = [style for _, style in files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def framed(self, f: int, start: int, end: int):
+        return self.files[f][0][start:end]
+
+
 def _score_batch(model, files, device) -> tuple[float, float, float]:
     import torch
 
@@ -401,7 +439,9 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
     try:
         write_all(scores, [Target(staged / f"{name}.mid", png=staged / f"{name}.png",
                                   title=f"{run_dir.name}: {name}") for name in names])
+        no_audio = _sample_audio(scores, staged, names)
         rows = [{"name": name, "midi": f"{name}.mid",
+                 **({"wav": f"{name}.wav"} if (staged / f"{name}.wav").is_file() else {}),
                  **metrics.collapse(score, metrics.bar_start(score, bars + 1)),
                  "repairs": int(report["repairs"]),
                  "resampled_bars": int(report["resampled_bars"]),
@@ -411,6 +451,7 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
         result = _json_safe({"samples": rows, "metrics": means, "bars": bars, "seed": seed,
                              "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
                              "repairs": sum(r["repairs"] for r in rows),
+                             "no_audio": no_audio,
                              "seconds": round(time.perf_counter() - t0, 2)})
         atomic.write_json(staged / "metrics.json", result)
         atomic.publish_dir(staged, run_dir / "samples")
@@ -418,6 +459,22 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
     return result
+
+
+def _sample_audio(scores: list, folder: Path, names: list[str]) -> str | None:
+    """WAVs of the written samples, to hear what the run learnt, one at a time: why one is
+    missing (no synthesizer, a silent sample) fails neither the others nor the training run
+    this ends; the first such reason is returned."""
+    from lstmusic.writeout import Target, write_all
+
+    reasons = []
+    for score, name in zip(scores, names, strict=True):
+        try:
+            write_all([score], [Target(folder / f"{name}.mid", wav=folder / f"{name}.wav")],
+                      write_midi=False)
+        except UserError as exc:
+            reasons.append(str(exc).replace(str(folder), "samples"))
+    return reasons[0] if reasons else None
 
 
 def _mean(values: list[float]) -> float | None:

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from lstmusic import atomic
 from lstmusic.errors import UserError
 
 
@@ -40,6 +41,7 @@ def hold(target: Path, what: str):
         command = " ".join(["lstmusic", *sys.argv[1:]])[:300]
         os.pwrite(fd, f"process {os.getpid()} ({command}, since "
                       f"{time.strftime('%H:%M:%S')})\n".encode(), 0)
+        atomic.remove_stale(target)  # a killed writer's temporaries: no one else writes here
         yield
     finally:
         path.unlink(missing_ok=True)  # while still held: no one can take a removed file's lock

@@ -113,6 +113,7 @@ def merge(shard_dirs: list[Path], out: Path) -> dict:
     """Join dataset folders into one at `out`; returns its manifest."""
     t0 = time.perf_counter()
     out = Path(out)
+    _refuse_own_input(out, shard_dirs)
     check_output(out)
     shards = [_open(p) for p in shard_dirs]
     _check(shards)
@@ -135,6 +136,14 @@ def merge(shard_dirs: list[Path], out: Path) -> dict:
     return manifest
 
 
+def _refuse_own_input(out: Path, shard_dirs: list[Path]) -> None:
+    """Publishing onto an input would replace it while it is read (resolved: a link or
+    `a/../s1` is the same folder)."""
+    for p in shard_dirs:
+        if Path(p).resolve() == out.resolve():
+            raise UserError(f"{out}: the output is one of the inputs ({p}); choose another -o")
+
+
 def _joint_tokenizer(shards: list[Dataset]):
     tokenizer = shards[0].tokenizer()
     if not tokenizer.fits_corpus:
@@ -155,7 +164,12 @@ def _write_tokens(staged: Path, kept, tokenizer) -> list[dict]:
         if shard.root not in tables:
             tables[shard.root] = np.array([index[t] for t in shard.tokenizer_dict["vocab"]],
                                           dtype=np.int64)
-        ids = tables[shard.root][np.asarray(shard.file_ids(row), dtype=np.int64)]
+        ids = np.asarray(shard.file_ids(row), dtype=np.int64)
+        if ids.size and ids.max() >= len(tables[shard.root]):
+            raise UserError(f"{shard.root}: {row['path']} holds id {ids.max()}, beyond the "
+                            f"vocabulary of {len(tables[shard.root])} tokens (a damaged "
+                            f"{TOKENS}?); prepare this shard again")
+        ids = tables[shard.root][ids]
         entries.append({**row, "offset": tokens.append(ids)})
     tokens.close()
     return entries

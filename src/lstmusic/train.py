@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from lstmusic import __version__, atomic, checkpoint
 from lstmusic.config import MAX_STEPS, PAD, TrainConfig
-from lstmusic.dataset import Dataset
+from lstmusic.dataset import Dataset, file_of
 from lstmusic.errors import UserError
 from lstmusic.model import MusicLSTM
 from lstmusic.run import DataRecord, Run, bundled_run_dir, load_run, read_run, save_run
@@ -224,12 +224,22 @@ def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) 
 
 
 # ---------------------------------------------------------------- progress
+def budget_steps(step: int, elapsed: float, cfg: TrainConfig) -> int | None:
+    """The steps the --max-minutes budget allows at the pace so far (None without one):
+    measured, so refined as the run goes; never more than --max-steps."""
+    if not cfg.max_minutes or step < 1 or elapsed <= 0:
+        return None
+    return min(cfg.max_steps, max(step, round(step * cfg.max_minutes * 60 / elapsed)))
+
+
 class _Progress:
     """A rich bar (step, loss, tokens/s, ETA) on a terminal; plain log lines otherwise.
-    The ETA is the sooner of the remaining steps at the current pace and the time budget."""
+    Its total is the steps the time budget allows, when there is one; the ETA is the sooner
+    of the remaining steps at the current pace and the time budget."""
 
-    def __init__(self, total: int, done: int, budget_s: float, show: bool, log):
-        self.bar, self.log, self.budget_s = None, log, budget_s
+    def __init__(self, cfg: TrainConfig, done: int, show: bool, log):
+        self.bar, self.log, self.cfg = None, log, cfg
+        total, self.budget_s = cfg.max_steps, cfg.max_minutes * 60
         self.t0, self.done0 = time.perf_counter(), done
         if show:
             from rich.console import Console
@@ -253,13 +263,14 @@ class _Progress:
 
     def update(self, step: int, loss: float, tps: float, elapsed: float) -> None:
         if self.bar:
-            total = self.bar.tasks[0].total
+            total = budget_steps(step, elapsed, self.cfg) or self.cfg.max_steps
             pace = (time.perf_counter() - self.t0) / max(step - self.done0, 1)
             left = (total - step) * pace
             if self.budget_s:
                 left = min(left, max(self.budget_s - elapsed, 0.0))
             eta = time.strftime("%H:%M:%S", time.gmtime(left))
-            self.bar.update(self.task, completed=step, loss=loss, tps=tps, eta=eta)
+            self.bar.update(self.task, total=total, completed=step, loss=loss, tps=tps,
+                            eta=eta)
 
     def close(self) -> None:
         if self.bar:
@@ -303,6 +314,7 @@ class _Data:
     styles: list[str]
     record: DataRecord
     tokenizer: dict
+    about: str  # which files were found, and which are held out for validation
 
 
 def _open_data(data: Path, run_dir: Path) -> _Data:
@@ -319,9 +331,20 @@ def _open_data(data: Path, run_dir: Path) -> _Data:
         path=str(data), inputs_key=ds.manifest.get("inputs_key"),
         manifest_sha256=hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest(),
         train_files=len(train_files), val_files=len(val_files))
+    about = _about_files(data, ds.manifest)
     # The spans hold all that training needs of the files: let their rows go.
     ds.manifest = {k: v for k, v in ds.manifest.items() if k not in ("files", "skipped")}
-    return _Data(ds, train_files, val_files, vocab, styles, record, ds.tokenizer_dict)
+    return _Data(ds, train_files, val_files, vocab, styles, record, ds.tokenizer_dict, about)
+
+
+def _about_files(data: Path, manifest: dict, shown: int = 5) -> str:
+    """One line: the files found, how many train, which are held out for validation."""
+    files = {file_of(e): e["split"] for e in manifest["files"]}
+    held = [name for name, split in files.items() if split == "validation"]
+    skipped = f" ({len(manifest['skipped'])} skipped)" if manifest["skipped"] else ""
+    more = f" and {len(held) - shown} more" if len(held) > shown else ""
+    return (f"{len(files)} files in {data}{skipped}: {len(files) - len(held)} for training, "
+            f"{len(held)} held out for validation ({', '.join(held[:shown])}{more})")
 
 
 def start_from(cfg: TrainConfig, vocab: list[str], log) -> TrainConfig:
@@ -419,9 +442,12 @@ def _train(data, run_dir, cfg, resume, log, progress, setup) -> dict:
         loop.rows = state.get("rows", [])
     run_dir.mkdir(parents=True, exist_ok=True)
     loop.board = _tensorboard(run_dir) if cfg.tensorboard and setup.main else None
+    loop.log(d.about)
+    steps = (f"at most {cfg.max_steps} steps, as many as the {cfg.max_minutes:g}-min budget "
+             "allows (estimated as it goes)" if cfg.max_minutes else f"{cfg.max_steps} steps")
     loop.log(f"{trained.n_params():,} parameters on {setup.device}"
-             f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {cfg.max_steps} "
-             f"steps; unigram baseline {unigram:.3f} nats/token")
+             f"{f' x {setup.world} processes' if setup.world > 1 else ''}; {steps}; "
+             f"unigram baseline {unigram:.3f} nats/token")
     stop = _run_loop(loop, progress)
     if stop:
         loop.log(f"{stop}; step {loop.step}")
@@ -443,8 +469,7 @@ def _sampler(cfg: TrainConfig, d: _Data, setup: _Setup) -> WindowSampler:
 def _run_loop(loop: _Loop, progress: bool) -> str:
     """Step until the steps, the time or the patience run out; returns why it stopped."""
     cfg, setup = loop.cfg, loop.setup
-    bar = _Progress(cfg.max_steps, loop.step, cfg.max_minutes * 60, progress and setup.main,
-                    loop.log)
+    bar = _Progress(cfg, loop.step, progress and setup.main, loop.log)
     t0 = time.perf_counter() - (loop.rows[-1]["seconds"] if loop.rows else 0)
     t_start, tokens_seen, stop = time.perf_counter(), 0, ""
     if cfg.init_from:
@@ -528,7 +553,9 @@ def _validate(loop: _Loop, mean_loss: float, tps: float, t0: float,
         loop.log(f"step 0: val {row['val_loss']:.3f}  acc {row['val_accuracy']:.3f}  (the "
                  "starting model, before training)")
     else:
-        loop.log(f"step {loop.step}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
+        allowed = budget_steps(loop.step, row["seconds"], loop.cfg)
+        of = f" of ~{allowed} in the {loop.cfg.max_minutes:g}-min budget" if allowed else ""
+        loop.log(f"step {loop.step}{of}: train {mean_loss:.3f}  val {row['val_loss']:.3f}  "
                  f"acc {row['val_accuracy']:.3f}  {tps:,.0f} tok/s")
     if metrics["val_loss"] < loop.best:
         loop.best = metrics["val_loss"]
