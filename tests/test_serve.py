@@ -42,8 +42,6 @@ def server():
     """A real studio on the bundled model, served by uvicorn on a free local port."""
     import uvicorn
 
-    if shutil.which("fluidsynth") is None:
-        pytest.skip("the studio's audio needs FluidSynth (CI installs it)")
     studio = serve.Studio(serve.find_models())
     port = _free_port()
     app = serve.create_app(studio)
@@ -460,19 +458,42 @@ def _call_quietly(url: str) -> int | None:
         return None
 
 
-def test_without_fluidsynth_the_studio_still_composes_and_draws(monkeypatch):
-    monkeypatch.setattr(serve.shutil, "which", lambda name: None)
+def test_without_fluidsynth_the_studio_plays_through_the_pip_synth(monkeypatch):
+    from lstmusic import render
+
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
     studio = serve.Studio(serve.find_models())
     try:
-        assert "FluidSynth is not installed" in studio.audio_missing
-        job = studio.submit({"bars": "1", "seed": "2"})
-        while studio.status(job.id)["state"] not in ("done", "error"):
-            time.sleep(0.05)
-        result = studio.status(job.id)["results"][0]
-        assert result["wav"] is None and studio.file(job.id, 1, "png").is_file()
-        assert not studio.file(job.id, 1, "wav").exists()
+        assert studio.audio_missing == ""
+        assert studio.file(*_finished(studio, {"bars": "1", "seed": "2"}), "wav").is_file()
     finally:
         studio.close()
+
+
+def test_without_any_synth_the_studio_still_composes_and_draws(monkeypatch):
+    from lstmusic import render
+
+    def none():
+        raise UserError("no synth for audio: pip install midirenderer (or install FluidSynth)")
+
+    monkeypatch.setattr(render, "find_synth", none)
+    studio = serve.Studio(serve.find_models())
+    try:
+        assert "no synth for audio" in studio.audio_missing
+        job_id, index = _finished(studio, {"bars": "1", "seed": "2"})
+        result = studio.status(job_id)["results"][0]
+        assert result["wav"] is None and studio.file(job_id, index, "png").is_file()
+        assert not studio.file(job_id, index, "wav").exists()
+    finally:
+        studio.close()
+
+
+def _finished(studio, fields: dict) -> tuple[str, int]:
+    job = studio.submit(fields)
+    while studio.status(job.id)["state"] not in ("done", "error"):
+        time.sleep(0.05)
+    assert studio.status(job.id)["state"] == "done", studio.status(job.id)
+    return job.id, 1
 
 
 def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -455,8 +455,9 @@ class GenerateConfig:
 class OutputConfig:
     """What `generate` and `render` write beside each MIDI file."""
 
-    audio: str | None = opt(None, "also write a 16-bit WAV through FluidSynth (default: "
-                                  "beside the MIDI)", nargs="?", const="", metavar="WAV")
+    audio: str | None = opt(None, "also write a 16-bit WAV (FluidSynth where installed, else "
+                                  "the pip synth; default: beside the MIDI)",
+                            nargs="?", const="", metavar="WAV")
     plot: str | None = opt(None, "also write a piano-roll PNG (default: beside the MIDI)",
                            nargs="?", const="", metavar="PNG")
     soundfont: str | None = opt(None, "a General MIDI SoundFont to render with",

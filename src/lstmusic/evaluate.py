@@ -462,18 +462,14 @@ def quick_samples(run_dir, n: int = 3, bars: int = 8, seed: int = 0) -> dict:
 
 
 def _sample_audio(scores: list, folder: Path, names: list[str]) -> str | None:
-    """WAVs of the written samples, to hear what the run learnt, one at a time: why one is
-    missing (no synthesizer, a silent sample) fails neither the others nor the training run
-    this ends; the first such reason is returned."""
+    """WAVs of the written samples, to hear what the run learnt: one that cannot be made
+    (a synth that fails) fails neither the others nor the training run this ends; the first
+    such reason is returned. A silent sample has no WAV and needs no reason."""
     from lstmusic.writeout import Target, write_all
 
-    reasons = []
-    for score, name in zip(scores, names, strict=True):
-        try:
-            write_all([score], [Target(folder / f"{name}.mid", wav=folder / f"{name}.wav")],
-                      write_midi=False)
-        except UserError as exc:
-            reasons.append(str(exc).replace(str(folder), "samples"))
+    written = write_all(scores, [Target(folder / f"{name}.mid", wav=folder / f"{name}.wav")
+                                 for name in names], write_midi=False)
+    reasons = [w.no_wav.replace(str(folder), "samples") for w in written if w.no_wav]
     return reasons[0] if reasons else None
 
 

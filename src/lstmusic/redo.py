@@ -23,8 +23,6 @@ SEAM_BARS = 2  # bars after B whose likelihood judges a candidate
 def read(tokenizer, cfg) -> tuple[object, list[int], int, int]:
     """(the file as written, the prime: its first A-1 bars as ids, tick of bar A, tick after
     bar B); UserError for a file or bars that do not fit."""
-    from lstmusic.render import read_midi
-
     if not tokenizer.timed:
         raise UserError("--redo needs a run whose tokens keep time (remi, tsd, midilike): "
                         "this run's tokens are one every half beat, without rests")
@@ -32,8 +30,8 @@ def read(tokenizer, cfg) -> tuple[object, list[int], int, int]:
     first, last = cfg.redo_span()
     if not path.is_file():
         raise UserError(f"--redo {path}: no such file")
-    score = read_midi(path)
     try:  # the bounds `prepare` keeps (a resolution of 0, hours of music...), before any work
+        score = midi_io.read(path)
         midi_io.normalise(score.copy(), tokenizer.settings.keep_programs,
                           tokenizer.settings.keep_drums)
     except BadFile as exc:

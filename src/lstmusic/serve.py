@@ -12,7 +12,7 @@ request body) to POST /api/generate; `Studio.submit` checks every value against 
 and the upload with `midi_io.load`, the same bounded reader `prepare` uses, then queues a
 `Job`. One worker thread takes jobs in order (the model uses the CPU fully; running two at
 once would only make both slower), composes with `Composer.generate`, writes each variation's
-MIDI, WAV (FluidSynth) and piano-roll PNG into the job's own folder under one temporary
+MIDI, WAV (see render.find_synth) and piano-roll PNG into the job's own folder under one temporary
 folder per server, and the page polls GET /api/jobs/ID for progress and results. Files are
 served by job id, variation number and kind, looked up in the job's own table: nothing a
 user sends ever becomes a path. The temporary folder is removed when the server stops; while
@@ -307,21 +307,18 @@ class Studio:
     """The models, the queue and the files of one server. `close()` removes the files."""
 
     def __init__(self, models: list[ModelEntry], soundfont: str | None = None):
-        from lstmusic.render import find_soundfont
+        from lstmusic.render import check_audio_request, find_soundfont, find_synth
 
-        # Without FluidSynth or a SoundFont the studio still composes and draws; the page
-        # then shows no player and `audio_missing` says what to install.
+        # Audio works from pip alone (midirenderer and pretty_midi's SoundFont); should a
+        # synth or SoundFont still be missing, the studio composes and draws, the page shows
+        # no player and `audio_missing` says why. What the user named must be there.
+        check_audio_request(soundfont)
         self.soundfont, self.audio_missing = None, ""
-        if shutil.which("fluidsynth") is None:
-            self.audio_missing = ("no audio: FluidSynth is not installed (Debian: apt-get "
-                                  "install fluidsynth fluid-soundfont-gm)")
-        else:
-            try:
-                self.soundfont = find_soundfont(soundfont)
-            except UserError as exc:
-                if soundfont:
-                    raise
-                self.audio_missing = f"no audio: {exc}"
+        try:
+            find_synth()
+            self.soundfont = find_soundfont(soundfont)
+        except UserError as exc:
+            self.audio_missing = f"no audio: {exc}"
         self.models = {m.id: m for m in models}
         self.folder = Path(tempfile.mkdtemp(prefix="lstmusic-studio-"))
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -580,7 +577,7 @@ def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
     keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
             "loop", "redo")
     return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
-            "no_audio": "" if audio or report.notes else "a silent piece: no audio",
+            "no_audio": _no_audio(audio, report, files),
             "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
             "svg": f"{base}/svg" if sheet else None,
             "musicxml": f"{base}/musicxml" if sheet else None,
@@ -588,6 +585,15 @@ def _result(job: Job, index: int, report, entry: ModelEntry, files) -> dict:
             "no_score": files.no_score.rsplit(": ", 1)[-1] if files.no_score else "",
             "seed": req.cfg.seed, "command": reproduce_command(req, entry, index),
             "figures": {k: figures[k] for k in keep if k in figures}}
+
+
+def _no_audio(audio: bool, report, files) -> str:
+    """Why a variation has no player: its WAV failed (the synth's one line), or it is silent."""
+    if audio:
+        return ""
+    if files.no_wav:
+        return files.no_wav.rsplit(": ", 1)[-1]
+    return "" if report.notes else "a silent piece: no audio"
 
 
 def reproduce_command(req: Request, entry: ModelEntry, index: int) -> str:
