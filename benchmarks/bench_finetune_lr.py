@@ -39,11 +39,11 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from lstmusic import train as T
-    from lstmusic.compose import Composer
-    from lstmusic.config import PrepareConfig, TrainConfig
-    from lstmusic.dataset import prepare
-    from lstmusic.evaluate import held_out, score_likelihood
+    from lstmusic.common.config import PrepareConfig, TrainConfig
+    from lstmusic.compose.composer import Composer
+    from lstmusic.data.dataset import prepare
+    from lstmusic.evaluation.evaluate import held_out, score_likelihood
+    from lstmusic.training import train as T
 
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="bench-ft-"))

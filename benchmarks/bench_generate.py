@@ -185,10 +185,10 @@ def thread_table(torch, composer, tokens: int, steps: int, repeats: int) -> list
 
 def classic_run(torch, folder: Path, tmp: Path) -> tuple[Path, float]:
     """A run folder holding an untrained `classic` model on the corpus' classic vocabulary."""
-    from lstmusic.dataset import Dataset
-    from lstmusic.model import ModelConfig, MusicLSTM
-    from lstmusic.run import Run, save_run
-    from lstmusic.vocab import Vocabulary
+    from lstmusic.data.dataset import Dataset
+    from lstmusic.model.network import ModelConfig, MusicLSTM
+    from lstmusic.model.run import Run, save_run
+    from lstmusic.tokens.vocab import Vocabulary
 
     ds_dir, run_dir = tmp / "classic-ds", tmp / "classic-run"
     secs, _ = run([sys.executable, "-m", "lstmusic", "prepare", str(folder), "-o", str(ds_dir),
@@ -200,7 +200,7 @@ def classic_run(torch, folder: Path, tmp: Path) -> tuple[Path, float]:
                       Vocabulary(vocab).tables())
     run_dir.mkdir()
     save_run(run_dir, model, Run(model=model.cfg, tokenizer=ds.tokenizer_dict,
-                                 styles=tuple(ds.manifest["styles"][:1] or [folder.name])))
+                                 styles=tuple(ds.manifest.styles[:1] or [folder.name])))
     return run_dir, secs
 
 
@@ -237,7 +237,7 @@ def keras_reference(folder: Path, tmp: Path, notes: int, warmup: int, batches: i
 def figures(score) -> dict:
     """Notes, distinct pitches and the longest run of one pitch (notes in time order, a
     chord's notes by pitch), and whether that is collapse."""
-    from lstmusic.metrics import collapse
+    from lstmusic.music.measure import collapse
 
     shape = collapse(score)  # the same counts as `lstmusic evaluate`
     best, distinct = shape["max_same_pitch_run"], shape["distinct_pitches"]
@@ -343,8 +343,8 @@ def main() -> None:
 
     import torch
 
-    from lstmusic.compose import Composer
-    from lstmusic.sampler import THREADED_BATCH
+    from lstmusic.compose.composer import Composer
+    from lstmusic.compose.sampler import THREADED_BATCH
 
     warnings.filterwarnings("ignore", message="TF32 acceleration")  # torch's oneDNN switch
 

@@ -93,9 +93,9 @@ def held_out_chorales(out: Path) -> Path:
     """A folder of links to the Bach chorales that `prepare music21:all` (the base's data, by
     default settings) holds out for validation: the base never trained on them. The Bach-only
     model, which the base started from, trained on most of them, so the comparison favours it."""
-    from lstmusic.config import PrepareConfig
-    from lstmusic.dataset import split_names
-    from lstmusic.sources import resolve_all
+    from lstmusic.common.config import PrepareConfig
+    from lstmusic.data.dataset import split_names
+    from lstmusic.music.sources import resolve_all
 
     files = resolve_all(["music21:all"])
     names = [f.name for f in files]
@@ -112,8 +112,8 @@ def likelihood(run: Path, music: Path) -> tuple[dict, object]:
     scored in this process on 2 threads."""
     import torch
 
-    from lstmusic.compose import Composer
-    from lstmusic.evaluate import held_out, score_likelihood
+    from lstmusic.compose.composer import Composer
+    from lstmusic.evaluation.evaluate import held_out, score_likelihood
 
     torch.set_num_threads(2)
     composer = Composer.load(run)
@@ -133,7 +133,7 @@ def bach_check(work: Path, bach: Path) -> None:
     """Held-out NLL per note on the Bach chorales: the base against the Bach-only model.
     Scored in this process with evaluate's own functions: `lstmusic evaluate` would also
     want each model's training data for its reference statistics."""
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     chorales = held_out_chorales(work / "bach-held-out")
     say(f"BACH {len(list(chorales.iterdir()))} chorales held out from the base's training")

@@ -51,8 +51,8 @@ def busy(on: bool):
 
 
 def compose_ms(repeats: int) -> float:
-    from lstmusic.compose import Composer
-    from lstmusic.config import GenerateConfig
+    from lstmusic.common.config import GenerateConfig
+    from lstmusic.compose.composer import Composer
 
     composer = Composer.load(None, "cpu")
     composer.generate(GenerateConfig(bars=4, seed=99))  # warm-up
@@ -61,10 +61,10 @@ def compose_ms(repeats: int) -> float:
 
 
 def audio_speed(work: Path) -> dict[str, float]:
-    from lstmusic import render
-    from lstmusic.compose import Composer
-    from lstmusic.config import GenerateConfig
-    from lstmusic.writeout import Target, write_all
+    from lstmusic.common.config import GenerateConfig
+    from lstmusic.compose.composer import Composer
+    from lstmusic.output import render
+    from lstmusic.output.writeout import Target, write_all
 
     score = Composer.load(None, "cpu").generate(GenerateConfig(bars=32, seed=7)).pieces[0].score
     midi = work / "piece.mid"

@@ -44,7 +44,7 @@ def train(data: Path, out: Path, steps: int, flag: str) -> subprocess.Popen:
 def pitch_classes(vocab: list[str]) -> np.ndarray:
     """(V,) the pitch class of each single-pitch token, -1 for the others (the model's own
     pitch tables, so that both sides read tokens alike)."""
-    from lstmusic.vocab import Vocabulary
+    from lstmusic.tokens.vocab import Vocabulary
 
     pcs = Vocabulary(vocab).pitch_classes()
     return np.where(pcs.sum(1) == 1, pcs.argmax(1), -1)
@@ -54,7 +54,7 @@ def pitch_scores(composer, files, shifts=None) -> dict:
     """NLL per token, NLL on pitch tokens and in-key mass of a run on held-out files."""
     import torch
 
-    from lstmusic.config import BOS
+    from lstmusic.common.config import BOS
 
     pitch_of = pitch_classes(composer.tokenizer.vocab)
     pitch_ids = np.flatnonzero(pitch_of >= 0)
@@ -99,7 +99,7 @@ def real_in_key(files, vocab) -> float:
 
 
 def scale_consistency(scores) -> float:
-    from lstmusic.metrics import piece_stats
+    from lstmusic.evaluation.metrics import piece_stats
 
     values = [piece_stats(s)["scale_consistency"] for s in scores]
     return float(np.nanmean(values))
@@ -110,9 +110,9 @@ def main() -> None:
     ap.add_argument("source", nargs="?", default="music21:bach")
     ap.add_argument("--steps", type=int, default=1500)
     args = ap.parse_args()
-    from lstmusic.compose import Composer
-    from lstmusic.dataset import Dataset
-    from lstmusic.vocab import Vocabulary
+    from lstmusic.compose.composer import Composer
+    from lstmusic.data.dataset import Dataset
+    from lstmusic.tokens.vocab import Vocabulary
 
     say(f"== --pitch-classes against --no-pitch-classes: {args.source}, {args.steps} steps each, "
         f"embed/hidden 256, seed 0, both at once on one thread each (1-minute load average "

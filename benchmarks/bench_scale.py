@@ -109,7 +109,7 @@ def measured(cmd: list[str], env: dict, tag: str) -> dict:
 def tiled(src: Path, out: Path, target_tokens: int) -> int:
     """A copy of dataset `src` whose every file is its own ids repeated until the whole holds
     about `target_tokens`: the same files, styles and split, only longer."""
-    from lstmusic.dataset import TokenFile
+    from lstmusic.data.dataset import TokenFile
 
     manifest = json.loads((src / "manifest.json").read_text())
     ids = np.load(src / "tokens.npy", mmap_mode="r")

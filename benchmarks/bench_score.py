@@ -24,8 +24,8 @@ def main() -> None:
     ap.add_argument("--pieces", type=int, default=5)
     ap.add_argument("--bars", type=int, default=16)
     args = ap.parse_args()
-    from lstmusic.compose import Composer
-    from lstmusic.score import write_musicxml, write_score
+    from lstmusic.compose.composer import Composer
+    from lstmusic.output.sheet import write_musicxml, write_score
 
     say(f"load before: {load1()}")
     composer = Composer.load(args.run)

@@ -54,7 +54,7 @@ def notes(score) -> list[tuple[int, int, int]]:
 
 def nll_per_note(composer, scores) -> float:
     """The model's own NLL of pieces (as it tokenizes them), per note."""
-    from lstmusic import midi_io
+    from lstmusic.music import midi_io
 
     tok, total, count = composer.tokenizer, 0.0, 0
     for s in scores:
@@ -65,7 +65,7 @@ def nll_per_note(composer, scores) -> float:
 
 
 def overlaps(scores, reference) -> dict:
-    from lstmusic import metrics
+    from lstmusic.evaluation import metrics
 
     got = metrics.compare_stats([metrics.piece_stats(s) for s in scores], reference)
     return {k: round(got[k]["overlap"], 3) for k in OVERLAPS if got[k]["overlap"] is not None}
@@ -73,15 +73,15 @@ def overlaps(scores, reference) -> dict:
 
 def chord_shares(scores) -> tuple[float, float]:
     """(chord-tone share of notes on chord onsets, of all notes), Am F C G a bar each."""
-    from lstmusic import metrics
+    from lstmusic.music import measure
 
     on = on_ok = every = every_ok = 0
     for s in scores:
         for n in (n for t in s.tracks for n in t.notes):
-            bar = metrics.bar_at(s, n.time)
+            bar = measure.bar_at(s, n.time)
             ok = n.pitch % 12 in CHORD_PCS[(bar - 1) % 4]
             every, every_ok = every + 1, every_ok + ok
-            if n.time == metrics.bar_start(s, bar):
+            if n.time == measure.bar_start(s, bar):
                 on, on_ok = on + 1, on_ok + ok
     return on_ok / max(on, 1), every_ok / max(every, 1)
 
@@ -104,13 +104,13 @@ def row(label, composition, composer, reference, free_ms, extra) -> dict:
 
 def crops(ds, tmp: Path, bars: int) -> list[Path]:
     """The first `bars` bars of FILES held-out files, as MIDI files."""
-    from lstmusic import metrics
-    from lstmusic.render import read_midi
+    from lstmusic.music import measure
+    from lstmusic.music.midi_io import read_file
 
     out = []
     for e in ds.split("validation")[:FILES]:
-        score = read_midi(DATA.parent / e["path"])  # recorded as final-fantasy/NAME.mid
-        end = metrics.bar_start(score, bars + 1)
+        score = read_file(DATA.parent / e.path)  # recorded as final-fantasy/NAME.mid
+        end = measure.bar_start(score, bars + 1)
         path = tmp / f"{len(out)}.mid"
         score.clip(0, end, clip_end=True).dump_midi(str(path))
         out.append(path)
@@ -136,8 +136,8 @@ def beat_agreement(made, real, melody) -> tuple[float, float, float]:
 
 
 def melody_rows(composer, files, reference) -> dict:
-    from lstmusic.render import read_midi
-    from lstmusic.steer import _line
+    from lstmusic.compose.steer import _line
+    from lstmusic.music.midi_io import read_file
 
     kept = total = 0
     agree, poly, real_poly, pieces, secs, steps = [], [], [], [], 0.0, 0
@@ -145,7 +145,7 @@ def melody_rows(composer, files, reference) -> dict:
     for path in files:
         done = composer.generate(n=PIECES // FILES, melody=str(path), seed=1)
         secs, steps = secs + done.seconds, steps + done.new_tokens / done.settings.n
-        real = read_midi(path)
+        real = read_file(path)
         line = {(round(t * 480 / real.ticks_per_quarter), p) for t, _, p in _line(real, -1, path)}
         for p in done.pieces:
             made = notes(p.score)
@@ -168,8 +168,8 @@ def melody_rows(composer, files, reference) -> dict:
 def joined_row(label, composer, pieces, secs, steps, reference, free, extra) -> dict:
     """`row` for pieces made by several generate calls (one per file): their time and
     tokens per row added up."""
-    from lstmusic.compose import Composition
-    from lstmusic.config import GenerateConfig
+    from lstmusic.common.config import GenerateConfig
+    from lstmusic.compose.composer import Composition
 
     joined = Composition(pieces, GenerateConfig(n=1), composer.run_dir, composer.kind, secs,
                          int(steps))
@@ -177,8 +177,8 @@ def joined_row(label, composer, pieces, secs, steps, reference, free, extra) -> 
 
 
 def redo_rows(composer, files, reference) -> dict:
-    from lstmusic import metrics
-    from lstmusic.render import read_midi
+    from lstmusic.music import measure
+    from lstmusic.music.midi_io import read_file
 
     same = total = 0
     seam, original, pieces, secs, steps = [], [], [], 0.0, 0
@@ -187,8 +187,8 @@ def redo_rows(composer, files, reference) -> dict:
     for path in files:
         done = composer.generate(n=PIECES // FILES, redo=str(path), redo_bars="5-8", seed=1)
         secs, steps = secs + done.seconds, steps + done.new_tokens / done.settings.n
-        real = read_midi(path)
-        a, b = metrics.bar_start(real, 5), metrics.bar_start(real, 9)
+        real = read_file(path)
+        a, b = measure.bar_start(real, 5), measure.bar_start(real, 9)
         outside = {n for n in notes(real) if not a * 480 / real.ticks_per_quarter <= n[0]
                    < b * 480 / real.ticks_per_quarter}
         for p in done.pieces:
@@ -219,9 +219,9 @@ def main() -> None:
 
     import torch
 
-    from lstmusic.compose import Composer
-    from lstmusic.dataset import Dataset
-    from lstmusic.evaluate import Corpus
+    from lstmusic.compose.composer import Composer
+    from lstmusic.data.dataset import Dataset
+    from lstmusic.evaluation.evaluate import Corpus
 
     torch.manual_seed(0)
     composer = Composer.load(run_dir)

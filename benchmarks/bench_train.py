@@ -113,7 +113,7 @@ def time_steps(preset: str, vocab: int, batch: int, steps: int, warmup: int,
     import torch
     import torch.nn.functional as F
 
-    from lstmusic.model import ModelConfig, MusicLSTM
+    from lstmusic.model.network import ModelConfig, MusicLSTM
 
     torch.manual_seed(0)
     cfg = ModelConfig.from_preset(preset, vocab, 1)

@@ -109,7 +109,7 @@ def test_prepare_reads_option_values_from_a_toml_file(tmp_path, capsys):
 
 
 def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     out = tmp_path / "shared"
     assert main(["export", str(bundled_run_dir()), "-o", str(out)]) == 0
@@ -130,7 +130,7 @@ def test_styles_lists_the_bundled_models_styles_with_no_run(capsys):
 
 
 def test_export_records_the_style_composed_by_default(tmp_path, capsys):
-    from lstmusic.run import bundled_run_dir, read_run
+    from lstmusic.model.run import bundled_run_dir, read_run
 
     styles = read_run(bundled_run_dir()).styles
     out = tmp_path / "shared"

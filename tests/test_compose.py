@@ -11,16 +11,16 @@ import symusic
 import torch
 from conftest import piano_piece, write_midi
 
-from lstmusic import midi_io
 from lstmusic.cli import main
-from lstmusic.compose import Composer
-from lstmusic.config import PrepareConfig, TrainConfig
-from lstmusic.dataset import prepare
-from lstmusic.errors import UserError
-from lstmusic.guard import MAX_RETRIES, Guard
-from lstmusic.model import ModelConfig, MusicLSTM
-from lstmusic.run import Run, save_run
-from lstmusic.train import train
+from lstmusic.common.config import PrepareConfig, TrainConfig
+from lstmusic.common.errors import UserError
+from lstmusic.compose.composer import Composer
+from lstmusic.compose.guard import MAX_RETRIES, Guard
+from lstmusic.data.dataset import prepare
+from lstmusic.model.network import ModelConfig, MusicLSTM
+from lstmusic.model.run import Run, save_run
+from lstmusic.music import midi_io
+from lstmusic.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,8 @@ def test_the_fast_step_composes_what_the_lstm_step_does_and_repeats_itself(run_d
 
 @pytest.mark.parametrize("kind", ["remi", "tsd", "midilike"])
 def test_the_grammar_leaves_nothing_to_repair_even_for_an_untrained_model(tmp_path, kind):
-    from lstmusic.config import TokenizerSettings
-    from lstmusic.tokenizer import build_tokenizer
+    from lstmusic.common.config import TokenizerSettings
+    from lstmusic.tokens.tokenizer import build_tokenizer
 
     tok = build_tokenizer(TokenizerSettings(kind))
     torch.manual_seed(0)
@@ -210,7 +210,7 @@ def test_bad_input_is_one_clear_line(run_dir, tmp_path, capsys):
 
 
 def test_a_classic_run_composes_like_the_original(tmp_path):
-    from lstmusic.config import TokenizerSettings
+    from lstmusic.common.config import TokenizerSettings
 
     for i in range(4):
         write_midi(piano_piece(i, bars=24), tmp_path / "src" / f"{i}.mid")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import dataset
 from lstmusic.cli import main
-from lstmusic.dataset import Dataset, PrepareConfig, prepare
-from lstmusic.tokenizer import TokenizerSettings
+from lstmusic.data import dataset
+from lstmusic.data.dataset import Dataset, PrepareConfig, prepare
+from lstmusic.tokens.tokenizer import TokenizerSettings
 
 
 def _good(folder, n=4, sub="", seed=0):
@@ -62,15 +62,15 @@ def test_dataset_holds_every_files_tokens_memory_mapped(tmp_path):
     m = prepare(PrepareConfig((str(src),), tmp_path / "ds", workers=1))
     ds = Dataset.open(tmp_path / "ds")
     assert isinstance(ds.ids, np.memmap) and ds.ids.dtype == np.uint16
-    assert len(ds.ids) == m["totals"]["tokens"] == sum(f["tokens"] for f in m["files"])
-    styles = {f["path"]: f["style"] for f in m["files"]}
+    assert len(ds.ids) == m.totals.tokens == sum(f.tokens for f in m.files)
+    styles = {f.path: f.style for f in m.files}
     assert styles["games/zelda/good0.mid"] == "zelda" and styles["games/top.mid"] == "games"
     tok = ds.tokenizer()
-    entry = m["files"][0]
+    entry = m.files[0]
     first = [tok.vocab[i] for i in ds.file_ids(entry)[:2]]
     assert first[0] == "Bar_None" and first[1].startswith("TimeSig")
     for key in ("path", "sha256", "style", "split", "notes", "tokens", "seconds"):
-        assert key in entry
+        assert hasattr(entry, key)
 
 
 def test_split_is_by_file_deterministic_and_seeded(tmp_path):
@@ -79,19 +79,19 @@ def test_split_is_by_file_deterministic_and_seeded(tmp_path):
         write_midi(piano_piece(i, bars=4), src / f"{i:02d}.mid")
     def split(seed, out):
         m = prepare(PrepareConfig((str(src),), tmp_path / out, seed=seed, workers=1))
-        return {f["path"] for f in m["files"] if f["split"] == "validation"}, m
+        return {f.path for f in m.files if f.split == "validation"}, m
     a, m = split(0, "a")
     assert split(0, "b")[0] == a and len(a) == 2
     assert split(1, "c")[0] != a
-    train = {f["path"] for f in m["files"] if f["split"] == "train"}
+    train = {f.path for f in m.files if f.split == "train"}
     assert not train & a and len(train | a) == 20
     every = prepare(PrepareConfig((str(src),), tmp_path / "d", val_every=10, workers=1))
-    assert {f["path"] for f in every["files"] if f["split"] == "validation"} == {
+    assert {f.path for f in every.files if f.split == "validation"} == {
         "many/09.mid", "many/19.mid"}
     # Skipped files still count, as in the baselines' rule over all names.
     (src / "05b.mid").write_bytes(b"not midi")
     every = prepare(PrepareConfig((str(src),), tmp_path / "e", val_every=10, workers=1))
-    assert {f["path"] for f in every["files"] if f["split"] == "validation"} == {
+    assert {f.path for f in every.files if f.split == "validation"} == {
         "many/08.mid", "many/18.mid"}
 
 
@@ -100,22 +100,22 @@ def test_a_rerun_is_served_from_the_cache(tmp_path):
     _good(src, 3)
     cfg = PrepareConfig((str(src),), tmp_path / "ds", workers=1)
     first = prepare(cfg)
-    assert first["totals"]["cached_files"] == 0 and not first.get("up_to_date")
-    assert prepare(cfg)["up_to_date"]  # same inputs, same options: nothing to do
+    assert first.totals.cached_files == 0 and not first.up_to_date
+    assert prepare(cfg).up_to_date  # same inputs, same options: nothing to do
     import shutil
 
     shutil.rmtree(tmp_path / "ds")
     second = prepare(cfg)  # the dataset is gone: rebuilt from the per-file cache
-    assert second["totals"]["cached_files"] == 3 and not second.get("up_to_date")
-    assert first["files"] == second["files"]
+    assert second.totals.cached_files == 3 and not second.up_to_date
+    assert first.files == second.files
     write_midi(piano_piece(50), src / "new.mid")  # a changed input is noticed
     third = prepare(cfg)
-    assert not third.get("up_to_date") and third["totals"]["cached_files"] == 3
+    assert not third.up_to_date and third.totals.cached_files == 3
     other = prepare(PrepareConfig((str(src),), tmp_path / "ds2", TokenizerSettings("tsd"),
                                   workers=1))
-    assert other["totals"]["cached_files"] == 0  # another tokenizer is another cache key
+    assert other.totals.cached_files == 0  # another tokenizer is another cache key
     nocache = prepare(PrepareConfig((str(src),), tmp_path / "ds3", workers=1, use_cache=False))
-    assert nocache["totals"]["cached_files"] == 0
+    assert nocache.totals.cached_files == 0
 
 
 def test_identical_files_are_kept_once(tmp_path):
@@ -123,8 +123,8 @@ def test_identical_files_are_kept_once(tmp_path):
     a, _ = _good(src, 2)
     (src / "copy.mid").write_bytes(a.read_bytes())
     m = prepare(PrepareConfig((str(src),), tmp_path / "ds", workers=1))
-    assert m["totals"]["files"] == 2
-    assert [(s["path"], s["reason"]) for s in m["skipped"]] == [
+    assert m.totals.files == 2
+    assert [(s.path, s.reason) for s in m.skipped] == [
         ("src/good0.mid", "same content as src/copy.mid")]
 
 
@@ -208,12 +208,12 @@ def test_music21_corpus_source_and_classic_tokenizer(tmp_path):
     ds = Dataset.open(tmp_path / "ds")
     tok = ds.tokenizer()
     tokens = [tok.vocab[i] for i in ds.ids]
-    assert m["tokenizer"] == "classic" and len(tokens) == m["totals"]["tokens"] > 20
+    assert m.tokenizer == "classic" and len(tokens) == m.totals.tokens > 20
     assert tokens[0][0].isalpha() and any(ch.isdigit() for ch in tokens[0])  # like "A4"
 
 
 def test_music21_all_is_every_corpus_each_its_own_style():
-    from lstmusic.sources import list_corpora
+    from lstmusic.music.sources import list_corpora
 
     files = dataset.resolve_all(["music21:all"])
     corpora = list_corpora()
@@ -291,15 +291,15 @@ def test_a_collection_of_tunes_gives_one_piece_per_tune(tmp_path):
     _good(src, 3)
     cfg = PrepareConfig((str(src),), tmp_path / "ds", workers=1, val_fraction=0.5)
     m = prepare(cfg)
-    tunes = [f for f in m["files"] if f.get("file") == "folk/tunes.abc"]
-    assert [f["path"] for f in tunes] == ["folk/tunes.abc#1", "folk/tunes.abc#2",
+    tunes = [f for f in m.files if f.file == "folk/tunes.abc"]
+    assert [f.path for f in tunes] == ["folk/tunes.abc#1", "folk/tunes.abc#2",
                                           "folk/tunes.abc#3"]
-    assert len({f["split"] for f in tunes}) == 1  # a file's tunes stay on one side
-    assert all(f["tokens"] > 10 for f in tunes) and m["totals"]["files"] == 6
+    assert len({f.split for f in tunes}) == 1  # a file's tunes stay on one side
+    assert all(f.tokens > 10 for f in tunes) and m.totals.files == 6
     ds = Dataset.open(tmp_path / "ds")
     assert len({tuple(ds.file_ids(f)) for f in tunes}) == 3  # three different tunes
     import shutil
 
     shutil.rmtree(tmp_path / "ds")
     again = prepare(cfg)  # from the per-file cache: the same pieces
-    assert again["totals"]["cached_files"] == 4 and again["files"] == m["files"]
+    assert again.totals.cached_files == 4 and again.files == m.files

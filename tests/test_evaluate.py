@@ -13,11 +13,13 @@ import pytest
 import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import cli_evaluate, evaluate, metrics
-from lstmusic.config import PrepareConfig, TokenizerSettings, TrainConfig
-from lstmusic.dataset import Dataset, prepare
-from lstmusic.errors import UserError
-from lstmusic.train import train
+from lstmusic import cli_evaluate
+from lstmusic.common.config import PrepareConfig, TokenizerSettings, TrainConfig
+from lstmusic.common.errors import UserError
+from lstmusic.data.dataset import Dataset, prepare
+from lstmusic.evaluation import evaluate, metrics
+from lstmusic.music import measure
+from lstmusic.training.train import train
 
 Q = 480  # ticks per quarter note of the hand-made scores
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71, 72]
@@ -100,22 +102,22 @@ def test_overlap_is_one_for_the_same_values_and_zero_for_disjoint_ones():
 
 def test_bars_follow_time_signature_changes():
     piece = piano_piece(0, bars=16)  # 8 bars of 4/4, then 3/4
-    assert metrics.bar_start(piece, 9) == 8 * 4 * Q
-    assert metrics.bar_start(piece, 10) == 8 * 4 * Q + 3 * Q
-    assert metrics.bar_at(piece, 8 * 4 * Q + 3 * Q) == 10
-    assert metrics.bar_at(piece, 8 * 4 * Q - 1) == 8 and metrics.bar_at(piece, 0) == 1
-    part = metrics.excerpt(piece, 9, 2)
-    assert part.end() <= 6 * Q + Q and metrics.notes_of(part)["time"].min() >= 0
+    assert measure.bar_start(piece, 9) == 8 * 4 * Q
+    assert measure.bar_start(piece, 10) == 8 * 4 * Q + 3 * Q
+    assert measure.bar_at(piece, 8 * 4 * Q + 3 * Q) == 10
+    assert measure.bar_at(piece, 8 * 4 * Q - 1) == 8 and measure.bar_at(piece, 0) == 1
+    part = measure.excerpt(piece, 9, 2)
+    assert part.end() <= 6 * Q + Q and measure.notes_of(part)["time"].min() >= 0
 
 
 # ------------------------------------------------------------------ collapse
 def test_a_repeated_single_note_is_collapse_and_a_melody_is_not():
-    stuck = metrics.collapse(melody([60] * 16))
+    stuck = measure.collapse(melody([60] * 16))
     assert stuck["collapsed"] and stuck["max_same_pitch_run"] == 16
     assert any("one pitch" in r for r in stuck["collapse_reasons"])
-    fine = metrics.collapse(melody(C_MAJOR + C_MAJOR[::-1] + [74, 76]))
+    fine = measure.collapse(melody(C_MAJOR + C_MAJOR[::-1] + [74, 76]))
     assert not fine["collapsed"] and fine["collapse_reasons"] == []
-    silent = metrics.collapse(melody(C_MAJOR), planned_ticks=8 * 4 * Q)  # 2 bars of 8 sound
+    silent = measure.collapse(melody(C_MAJOR), planned_ticks=8 * 4 * Q)  # 2 bars of 8 sound
     assert silent["collapsed"] and silent["longest_silence_bars"] == 6.0
 
 
@@ -155,7 +157,7 @@ def test_the_training_files_themselves_are_wholly_copied(run):
 
 # ------------------------------------------------------------------ likelihood
 def test_the_state_carries_across_windows(run, monkeypatch):
-    from lstmusic.compose import Composer
+    from lstmusic.compose.composer import Composer
 
     root, run_dir = run
     composer = Composer.load(run_dir)
@@ -195,7 +197,7 @@ def test_the_json_keys_stay_stable(evaluation):
 
 def test_the_html_page_is_self_contained_and_has_its_sections(evaluation, tmp_path,
                                                                monkeypatch):
-    from lstmusic.html_report import write_html
+    from lstmusic.evaluation.page import write_html
 
     monkeypatch.setenv("LSTMUSIC_SOUNDFONT", str(tmp_path / "none.sf2"))  # no audio: fast
     page = write_html(evaluation, tmp_path / "e.html").read_text()
@@ -211,8 +213,8 @@ def test_the_html_page_is_self_contained_and_has_its_sections(evaluation, tmp_pa
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
 def test_the_html_page_embeds_audio_when_fluidsynth_works(evaluation, tmp_path):
-    from lstmusic.html_report import write_html
-    from lstmusic.render import find_soundfont
+    from lstmusic.evaluation.page import write_html
+    from lstmusic.output.render import find_soundfont
 
     try:
         find_soundfont()
@@ -225,12 +227,12 @@ def test_the_html_page_embeds_audio_when_fluidsynth_works(evaluation, tmp_path):
 # ------------------------------------------------------------------ other systems' samples
 def test_samples_from_a_folder_catch_copies_and_list_unreadable_files(run, tmp_path,
                                                                       monkeypatch):
-    from lstmusic.html_report import _window, write_html
+    from lstmusic.evaluation.page import _window, write_html
 
     root, run_dir = run
     ds = Dataset.open(root / "ds")
     entry = ds.split("train")[0]
-    original = root / entry["path"]
+    original = root / entry.path
     folder = tmp_path / "other"
     folder.mkdir()
     shutil.copy(original, folder / "copy.mid")
@@ -245,16 +247,16 @@ def test_samples_from_a_folder_catch_copies_and_list_unreadable_files(run, tmp_p
     assert set(rows) == {"copy.mid", "transposed.mid"}
     for row in rows.values():
         assert row["copied_ngram_share"] == 1.0 and row["repairs"] == 0
-        assert row["longest_copy"]["training_file"] == entry["path"]
+        assert row["longest_copy"]["training_file"] == entry.path
         assert row["longest_copy"]["bar"] == 1
     assert r["originality"]["near_copies"][0]["notes"] == r["originality"]["longest_copy_notes"]
     assert [s["path"].endswith("broken.mid") for s in r["skipped"]] == [True]
     monkeypatch.setenv("LSTMUSIC_SOUNDFONT", str(tmp_path / "none.sf2"))
     page = write_html(ev, tmp_path / "e.html").read_text()
-    assert page.count(f"{entry['path']}, from bar 1: ") == 2
+    assert page.count(f"{entry.path}, from bar 1: ") == 2
     # A whole piece is drawn from where its longest shared run starts, `bars` bars of it.
     view, first = _window(ev.samples[0], {"sample_bar": 3}, 4)
-    assert first == 3 and metrics.bar_at(view, int(view.end()) - 1) <= 4
+    assert first == 3 and measure.bar_at(view, int(view.end()) - 1) <= 4
 
 
 # ------------------------------------------------------------------ commands
@@ -292,8 +294,8 @@ def test_the_commands_write_json_and_compare_reads_it(run, tmp_path, capsys, mon
 
 
 def test_the_cli_defaults_are_the_librarys():
-    from lstmusic.config import EvaluateConfig
-    from lstmusic.options import settings
+    from lstmusic.common.config import EvaluateConfig
+    from lstmusic.common.options import settings
 
     cfg = settings(_parser().parse_args(["evaluate", "RUN"]), EvaluateConfig, "evaluate")
     assert (cfg.samples, cfg.bars) == (evaluate.DEFAULT_SAMPLES, evaluate.DEFAULT_BARS)
@@ -351,9 +353,9 @@ def test_a_metre_change_is_not_taken_for_silence():
     # Two bars of 4/4, then two of 3/4, every beat sounding: 14 beats in 4 bars.
     notes = [(60 + i % 5, 80, i * 480, (i + 1) * 480) for i in range(14)]
     score = make_score([(0, False, notes)], time_signatures=((0, 4, 4), (2 * 1920, 3, 4)))
-    end = metrics.bar_start(score, 4 + 1)
+    end = measure.bar_start(score, 4 + 1)
     assert end == 14 * 480
-    assert metrics.collapse(score, end)["longest_silence_bars"] == 0
+    assert measure.collapse(score, end)["longest_silence_bars"] == 0
 
 
 def test_one_style_of_a_run_is_judged_on_its_own_files(tmp_path):
@@ -364,10 +366,10 @@ def test_one_style_of_a_run_is_judged_on_its_own_files(tmp_path):
                           workers=1, use_cache=False))
     train(tmp_path / "ds", tmp_path / "run", TrainConfig(preset="tiny", seq_len=32,
           batch_size=8, max_steps=4, eval_every=4, checkpoint_every=4), log=lambda *_: None)
-    manifest = Dataset.open(tmp_path / "ds").manifest["files"]
-    reels = [e for e in manifest if e["style"] == "reels"]
-    held = [e for e in reels if e["split"] == "validation"]
-    assert held and len(held) < len([e for e in manifest if e["split"] == "validation"])
+    manifest = Dataset.open(tmp_path / "ds").manifest.files
+    reels = [e for e in manifest if e.style == "reels"]
+    held = [e for e in reels if e.split == "validation"]
+    assert held and len(held) < len([e for e in manifest if e.split == "validation"])
 
     result = evaluate.run_evaluation(tmp_path / "run", samples=1, bars=2, style="reels").result
     assert result["settings"]["style"] == "reels"

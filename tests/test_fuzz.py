@@ -22,9 +22,9 @@ CHILD = textwrap.dedent('''
     from pathlib import Path
     import numpy as np
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-    from lstmusic.config import TokenizerSettings
-    from lstmusic.errors import BadFile
-    from lstmusic.tokenizer import build_tokenizer
+    from lstmusic.common.config import TokenizerSettings
+    from lstmusic.common.errors import BadFile
+    from lstmusic.tokens.tokenizer import build_tokenizer
 
     def mutate(data: bytes, rng) -> bytes:
         b = bytearray(data)

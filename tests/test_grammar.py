@@ -5,9 +5,16 @@ import pytest
 import torch
 from conftest import SHARED, piano_piece, write_midi
 
-from lstmusic.classic import ClassicTokenizer
-from lstmusic.grammar import Grammar
-from lstmusic.tokenizer import BOS, EOS, PAD, TokenizerSettings, build_tokenizer, import_miditok
+from lstmusic.tokens.classic import ClassicTokenizer
+from lstmusic.tokens.grammar import Grammar
+from lstmusic.tokens.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    TokenizerSettings,
+    build_tokenizer,
+    import_miditok,
+)
 
 TokSequence = import_miditok().TokSequence
 

@@ -14,11 +14,13 @@ import pytest
 import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import cli, render, serve
-from lstmusic.compose import Composer
-from lstmusic.config import GenerateConfig, PrepareConfig
-from lstmusic.errors import BadFile, UserError
-from lstmusic.steer import parse_chords
+from lstmusic import cli
+from lstmusic.common.config import GenerateConfig, PrepareConfig
+from lstmusic.common.errors import BadFile, UserError
+from lstmusic.compose.composer import Composer
+from lstmusic.compose.steer import parse_chords
+from lstmusic.output import render
+from lstmusic.studio import jobs, requests
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_redo_bars_past_the_bar_cap_are_refused_in_the_settings():
 
 def test_the_studio_refuses_a_melody_over_its_bar_cap_at_once(tmp_path):
     data = _long_melody(tmp_path / "long.mid", 65).read_bytes()
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     try:
         with pytest.raises(UserError, match="65 bars is over the studio's 64-bar limit"):
             studio.submit({"prime_name": "long.mid", "upload_as": "melody"}, data)
@@ -135,9 +137,9 @@ def test_a_shard_in_other_digits_is_one_line(shard):
 
 
 def test_the_studio_answers_redo_bars_in_other_digits_with_a_reason():
-    models = {m.id: m for m in serve.find_models()}
+    models = {m.id: m for m in requests.find_models()}
     with pytest.raises(UserError, match="write A-B"):
-        serve.parse_request({"redo_bars": "²-3"}, models, False, "lstmusic-1-1.mid")
+        requests.parse_request({"redo_bars": "²-3"}, models, False, "lstmusic-1-1.mid")
 
 
 # ---------------------------------------------------------------- 12: chord symbols
@@ -165,11 +167,11 @@ def test_chord_symbols_are_read_with_their_bass_notes(symbol, pcs):
 
 # ---------------------------------------------------------------- 13: one limit for chords
 def test_the_studio_keeps_a_long_chord_list_whole_and_refuses_one_over_the_limit():
-    models = {m.id: m for m in serve.find_models()}
+    models = {m.id: m for m in requests.find_models()}
     chords = " ".join(["Cmaj7"] * 40)  # 239 characters: cut at 200, it ended in "Cm"
-    assert serve.parse_request({"chords": chords}, models, False).cfg.chords == chords
+    assert requests.parse_request({"chords": chords}, models, False).cfg.chords == chords
     with pytest.raises(UserError) as refused:
-        serve.parse_request({"chords": " ".join(["Cmaj7"] * 700)}, models, False)
+        requests.parse_request({"chords": " ".join(["Cmaj7"] * 700)}, models, False)
     with pytest.raises(UserError) as on_the_cli:
         GenerateConfig(chords=" ".join(["Cmaj7"] * 700))
     assert str(refused.value) == str(on_the_cli.value)
@@ -178,12 +180,12 @@ def test_the_studio_keeps_a_long_chord_list_whole_and_refuses_one_over_the_limit
 
 # ---------------------------------------------------------------- the newcomer's list
 def test_the_runs_named_on_the_command_line_come_first(tmp_path):
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     shutil.copytree(bundled_run_dir(), tmp_path / "mine")
-    models = serve.find_models([str(tmp_path / "mine")])
+    models = requests.find_models([str(tmp_path / "mine")])
     assert [m.name for m in models] == ["mine", "bundled"]
-    assert serve.parse_request({}, {m.id: m for m in models}, False).model == models[0].id
+    assert requests.parse_request({}, {m.id: m for m in models}, False).model == models[0].id
 
 
 def test_key_auto_says_which_key_it_chose(tmp_path, capsys):
@@ -249,7 +251,7 @@ def test_sarias_song_is_harmonised_in_4_4(bundled, shared_data, tmp_path):
 
 def test_the_studio_says_what_it_chose(tmp_path):
     data = _long_melody(tmp_path / "cut-time.mid", 4, 2, 2).read_bytes()
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     try:
         job = studio.submit({"prime_name": "cut-time.mid", "upload_as": "melody",
                              "key": "auto", "seed": "1"}, data)
@@ -273,7 +275,7 @@ def _finish(studio, job):
 
 
 def test_a_studio_job_that_fails_in_write_out_fails_alone(monkeypatch):
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     try:
         def too_long(*args, **kwargs):
             raise UserError("the music lasts 33:20, over the 30-minute limit for audio; "

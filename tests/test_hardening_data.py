@@ -14,8 +14,8 @@ import pytest
 from conftest import piano_piece, write_midi
 
 from lstmusic.cli import main
-from lstmusic.dataset import Dataset, PrepareConfig, prepare
-from lstmusic.errors import UserError
+from lstmusic.common.errors import UserError
+from lstmusic.data.dataset import Dataset, PrepareConfig, prepare
 
 
 def _one_error(capsys) -> str:
@@ -156,13 +156,13 @@ def test_a_retried_prepare_removes_what_a_killed_one_left(tmp_path, monkeypatch)
     assert [n for n in _leftovers(tmp_path, "ds") if n.endswith(".tmp")]  # what kill -9 left
     assert main(["prepare", str(src), "-o", str(out), "--workers", "1"]) == 0
     assert _leftovers(tmp_path, "ds") == []
-    assert Dataset.open(out).manifest["totals"]["files"] == 40
+    assert Dataset.open(out).manifest.totals.files == 40
 
 
 _KILLED_WRITE = """
 import os, sys
 from pathlib import Path
-from lstmusic import atomic
+from lstmusic.common import atomic
 def die(tmp):
     tmp.write_bytes(b"half a file")
     os.kill(os.getpid(), 9)
@@ -171,7 +171,7 @@ atomic.write_with(Path(sys.argv[1]), die)
 
 
 def test_train_resume_removes_the_temporaries_of_a_killed_run(tmp_path):
-    from lstmusic.train import TrainConfig, train
+    from lstmusic.training.train import TrainConfig, train
 
     src = _source(tmp_path / "src", n=6)
     prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.34, workers=1))
@@ -198,13 +198,13 @@ def test_train_resume_removes_the_temporaries_of_a_killed_run(tmp_path):
 
 # ------------------------------------------------------------------ lstmusic's own outputs
 def test_prepare_skips_the_sheet_music_lstmusic_wrote_beside_a_midi_file(tmp_path, capsys):
-    from lstmusic.render import read_midi
-    from lstmusic.score import write_musicxml
+    from lstmusic.music.midi_io import read_file
+    from lstmusic.output.sheet import write_musicxml
 
     src = _source(tmp_path / "src", n=3)
-    write_musicxml(read_midi(src / "00.mid"), src / "00.musicxml", "00")  # render --score
+    write_musicxml(read_file(src / "00.mid"), src / "00.musicxml", "00")  # render --score
     lone = tmp_path / "lone"  # a score of lstmusic's without its MIDI is music to learn
-    write_musicxml(read_midi(src / "01.mid"), lone / "kept.musicxml", "kept")
+    write_musicxml(read_file(src / "01.mid"), lone / "kept.musicxml", "kept")
     foreign = src / "02.musicxml"  # a user's score named like a MIDI file is theirs
     foreign.write_text((lone / "kept.musicxml").read_text().replace("lstmusic", "someone"))
     capsys.readouterr()
@@ -222,7 +222,7 @@ def test_prepare_skips_the_sheet_music_lstmusic_wrote_beside_a_midi_file(tmp_pat
 def test_evaluate_gives_trains_validation_figure_beside_its_own(tmp_path, capsys):
     """train scores fresh windows of --seq-len, evaluate whole files: on the same files
     evaluate also gives train's figure, and it is train's best to the digit."""
-    from lstmusic.train import TrainConfig, train
+    from lstmusic.training.train import TrainConfig, train
 
     src = _source(tmp_path / "src", n=5)
     prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.4, workers=1))
@@ -241,7 +241,7 @@ def test_evaluate_gives_trains_validation_figure_beside_its_own(tmp_path, capsys
 # ------------------------------------------------------------------ what train says and writes
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from lstmusic.train import TrainConfig, train
+    from lstmusic.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny_run")
     prepare(PrepareConfig((str(_source(root / "src", n=5)),), root / "ds", val_fraction=0.4,
@@ -256,7 +256,7 @@ def test_the_end_of_run_samples_can_be_heard(tiny_run):
     """Audio works from pip alone, so every sample with notes has its WAV."""
     import json
 
-    from lstmusic.evaluate import quick_samples
+    from lstmusic.evaluation.evaluate import quick_samples
 
     heard = quick_samples(tiny_run, n=3, bars=4)
     assert heard["no_audio"] is None
@@ -271,8 +271,8 @@ def test_the_end_of_run_samples_can_be_heard(tiny_run):
 
 
 def test_samples_without_audio_do_not_fail_the_run(tiny_run, monkeypatch):
-    from lstmusic import render
-    from lstmusic.evaluate import quick_samples
+    from lstmusic.evaluation.evaluate import quick_samples
+    from lstmusic.output import render
 
     def broken(*args, **kwargs):
         raise UserError("the fluidsynth program is not installed")
@@ -285,7 +285,7 @@ def test_samples_without_audio_do_not_fail_the_run(tiny_run, monkeypatch):
 
 
 def test_budget_steps_follow_the_measured_pace():
-    from lstmusic.train import TrainConfig, budget_steps
+    from lstmusic.training.train import TrainConfig, budget_steps
 
     cfg = TrainConfig(max_minutes=3, max_steps=2000)
     assert budget_steps(40, 85.7, cfg) == 84  # 40 steps in 85.7 s: ~84 in 180 s
@@ -296,11 +296,11 @@ def test_budget_steps_follow_the_measured_pace():
 
 
 def test_train_says_which_files_it_holds_out_and_what_the_budget_allows(tmp_path):
-    from lstmusic.train import TrainConfig, train
+    from lstmusic.training.train import TrainConfig, train
 
     src = _source(tmp_path / "src", n=5)
     prepare(PrepareConfig((str(src),), tmp_path / "ds", val_fraction=0.4, workers=1))
-    held = [f["path"] for f in Dataset.open(tmp_path / "ds").split("validation")]
+    held = [f.path for f in Dataset.open(tmp_path / "ds").split("validation")]
     lines = []
     train(tmp_path / "ds", tmp_path / "run",
           TrainConfig(preset="tiny", seq_len=32, batch_size=8, max_steps=6, eval_every=3,

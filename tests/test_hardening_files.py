@@ -8,9 +8,11 @@ import pytest
 import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import atomic, midi_io, render, score, writeout
 from lstmusic.cli import main
-from lstmusic.errors import BadFile, UserError
+from lstmusic.common import atomic
+from lstmusic.common.errors import BadFile, UserError
+from lstmusic.music import midi_io
+from lstmusic.output import sheet, writeout
 
 
 def _vlq(value: int) -> bytes:
@@ -52,23 +54,23 @@ def test_every_midi_pitch_reads_back_from_the_musicxml(tmp_path):
     from music21 import converter
 
     piece = make_score([(0, False, [(p, 80, p * 240, p * 240 + 240) for p in range(128)])])
-    xml = score.write_musicxml(piece, tmp_path / "all.musicxml", "all")
+    xml = sheet.write_musicxml(piece, tmp_path / "all.musicxml", "all")
     back = sorted(p.midi for p in converter.parse(str(xml)).flatten().pitches)
     assert back == list(range(128))
 
 
 def test_a_flat_key_spells_its_lowest_and_highest_notes_in_their_octave():
     """Cb and B# sit across the octave line: their octave is not pitch // 12 - 1."""
-    assert round(score._pitch(59, "C-").ps) == 59 and score._pitch(59, "C-").octave == 4
-    assert round(score._pitch(60, "B#").ps) == 60 and score._pitch(60, "B#").octave == 3
-    assert round(score._pitch(0, "C").ps) == 0
+    assert round(sheet._pitch(59, "C-").ps) == 59 and sheet._pitch(59, "C-").octave == 4
+    assert round(sheet._pitch(60, "B#").ps) == 60 and sheet._pitch(60, "B#").octave == 3
+    assert round(sheet._pitch(0, "C").ps) == 0
 
 
 # ---------------------------------------------------------------- 3: a score's length is bounded
 def test_notes_far_apart_are_refused_before_music21_in_one_line(tmp_path, capsys):
     far = make_score([(0, False, [(60, 80, 0, 480), (62, 80, 2**27, 2**27 + 480)])])
     with pytest.raises(UserError, match="bars is over the 1000"):
-        score.write_score(far, tmp_path / "far", "far")
+        sheet.write_score(far, tmp_path / "far", "far")
     far = make_score([(0, False, [(60, 80, 0, 480), (62, 80, 1200 * 1920, 1200 * 1920 + 480)])])
     midi = write_midi(far, tmp_path / "in" / "far.mid")  # 40 minutes: midi_io reads it
     assert main(["render", str(midi), "--score"]) == 2
@@ -82,18 +84,18 @@ def test_a_shorter_score_removes_the_pages_of_a_longer_one(tmp_path):
     for page in range(2, 6):  # an earlier 5-page score of that name
         atomic.write_bytes(tmp_path / f"song-{page}.svg", f"<!-- {atomic.MARK} -->".encode())
     (tmp_path / "song-6.svg").write_text("<svg/>")  # not lstmusic's: left alone
-    files = score.write_score(piano_piece(bars=2), stem, "song")
+    files = sheet.write_score(piano_piece(bars=2), stem, "song")
     assert [p.name for p in files] == ["song.musicxml", "song.svg"]
     assert sorted(p.name for p in tmp_path.glob("*.svg")) == ["song-6.svg", "song.svg"]
 
 
 def test_a_score_that_cannot_be_engraved_keeps_the_old_one_whole(tmp_path, monkeypatch):
     stem = tmp_path / "song"
-    files = score.write_score(piano_piece(bars=2), stem, "song")
+    files = sheet.write_score(piano_piece(bars=2), stem, "song")
     before = {p: p.read_bytes() for p in tmp_path.iterdir()}
-    monkeypatch.setattr(score, "MAX_PAGES", 0)  # the new score has too many pages
+    monkeypatch.setattr(sheet, "MAX_PAGES", 0)  # the new score has too many pages
     with pytest.raises(UserError, match=r"song\.musicxml: 1 pages is over the 0"):
-        score.write_score(piano_piece(seed=1, bars=4), stem, "other")
+        sheet.write_score(piano_piece(seed=1, bars=4), stem, "other")
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before and files
 
 
@@ -121,7 +123,7 @@ def test_a_time_signature_that_is_no_metre_is_dropped_by_every_reader(tmp_path, 
                                                                       numerator, power):
     path = tmp_path / "odd.mid"
     path.write_bytes(_midi(_metre(numerator, power), _metre(3, 2)))
-    for read in (midi_io.load(path), render.read_midi(path)):
+    for read in (midi_io.load(path), midi_io.read_file(path)):
         assert [(t.numerator, t.denominator) for t in read.time_signatures] == [(3, 4)]
         assert read.note_num() == 1
     assert main(["render", str(path), "--score", "-o", str(tmp_path / "out") + "/"]) == 0
@@ -169,7 +171,7 @@ def test_render_o_writes_to_a_stem_or_a_folder_not_beside_the_input(tmp_path, ca
 
 
 def test_render_reads_a_musicxml_file_as_prepare_does(tmp_path, capsys):
-    xml = score.write_musicxml(piano_piece(bars=2), tmp_path / "piece.musicxml", "piece")
+    xml = sheet.write_musicxml(piano_piece(bars=2), tmp_path / "piece.musicxml", "piece")
     assert main(["render", str(xml), "--plot", "--score"]) == 2  # would replace its input
     assert "rendering it would replace it" in _one_line(capsys.readouterr().err)
     assert main(["render", str(xml), "--plot", "--score", "-o", str(tmp_path / "out")]) == 0

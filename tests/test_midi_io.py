@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import midi_io
-from lstmusic.errors import BadFile
+from lstmusic.common.errors import BadFile
+from lstmusic.music import midi_io
 
 
 def test_all_pitched_tracks_merge_into_one_piano_track_and_drums_go(tmp_path):

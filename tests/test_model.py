@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-from lstmusic import checkpoint
-from lstmusic.config import NO_OCTAVE
-from lstmusic.errors import UserError
-from lstmusic.model import PRESETS, ModelConfig, MusicLSTM, Stepper
-from lstmusic.run import Run, load_run, save_run
-from lstmusic.vocab import Vocabulary
+from lstmusic.common.config import NO_OCTAVE
+from lstmusic.common.errors import UserError
+from lstmusic.model import checkpoint
+from lstmusic.model.network import PRESETS, ModelConfig, MusicLSTM, Stepper
+from lstmusic.model.run import Run, load_run, save_run
+from lstmusic.tokens.vocab import Vocabulary
 
 # A vocabulary with every kind of pitch token: REMI pitches, classic notes and chords.
 VOCAB = (["PAD_None", "BOS_None", "EOS_None", "Bar_None", "Position_0"]

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 from conftest import piano_piece, write_midi
 
-from lstmusic import config, midi_io, serve
 from lstmusic.cli import main
-from lstmusic.errors import BadFile, UserError
-from lstmusic.run import bundled_run_dir, load_run, read_run
-from lstmusic.tokenizer import tokenizer_from_dict
+from lstmusic.common import config
+from lstmusic.common.errors import BadFile, UserError
+from lstmusic.model.run import bundled_run_dir, load_run, read_run
+from lstmusic.music import midi_io
+from lstmusic.studio import requests
+from lstmusic.tokens.tokenizer import tokenizer_from_dict
 
 GB = 2**30
 
@@ -255,7 +257,7 @@ def test_bad_folders_under_runs_are_skipped_and_the_studio_goes_on(tmp_path, cap
     fifo = _run_copy(tmp_path, "zz_fifo", lambda c: None)
     (fifo / "config.json").unlink()
     os.mkfifo(fifo / "config.json")
-    models = serve.find_models([], str(tmp_path))
+    models = requests.find_models([], str(tmp_path))
     assert [m.name for m in models[1:]] == ["good"]
     assert capsys.readouterr().err.count("lstmusic serve: skipping") == len(DAMAGED_RUNS) + 1
 

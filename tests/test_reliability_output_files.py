@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import piano_piece, write_midi
 
-from lstmusic import atomic
 from lstmusic.cli import main
+from lstmusic.common import atomic
 
 FOREIGN = b"my own notes, kept safe\n"  # a user's file: no mark
 
@@ -128,8 +128,8 @@ def test_render_refuses_a_file_it_did_not_write(tmp_path, capsys):
 
 
 def test_a_rendered_wav_carries_the_mark_and_is_still_a_wav(tmp_path, capsys):
-    from lstmusic.errors import UserError
-    from lstmusic.render import find_soundfont
+    from lstmusic.common.errors import UserError
+    from lstmusic.output.render import find_soundfont
 
     if shutil.which("fluidsynth") is None:
         pytest.skip("the fluidsynth program is not installed")

@@ -20,8 +20,9 @@ import pytest
 import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import atomic, render
-from lstmusic.errors import UserError
+from lstmusic.common import atomic
+from lstmusic.common.errors import UserError
+from lstmusic.output import render
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -276,7 +277,7 @@ def test_a_midi_file_on_a_full_disk_is_one_line_and_no_file(tmp_path):
     """Issue 17.2 for `generate`'s MIDI files: symusic's own writer reports no failed write,
     so a cut file would be kept. A file size limit in this process stands for the full disk
     (Python ignores SIGXFSZ: the write fails with EFBIG)."""
-    from lstmusic.writeout import Target, write_all
+    from lstmusic.output.writeout import Target, write_all
 
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (500, hard))
@@ -419,7 +420,7 @@ def test_a_failed_render_never_sets_the_callers_cancel_event(tmp_path, monkeypat
     set it (every later job would end "the studio was stopped")."""
     import threading
 
-    from lstmusic.writeout import Target, write_all
+    from lstmusic.output.writeout import Target, write_all
 
     _fake_fluidsynth(tmp_path, monkeypatch, 'sys.exit(1)')
     monkeypatch.setenv("LSTMUSIC_SYNTH", "fluidsynth")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import piano_piece, write_midi
 
-from lstmusic import locks
 from lstmusic.cli import main
-from lstmusic.config import BOS, EOS, PAD, TokenizerSettings
-from lstmusic.dataset import Dataset, PrepareConfig, prepare, shard_of
-from lstmusic.windows import WindowSampler, spans, validation_batches
+from lstmusic.common.config import BOS, EOS, PAD, TokenizerSettings
+from lstmusic.data import locks
+from lstmusic.data.dataset import Dataset, PrepareConfig, prepare, shard_of
+from lstmusic.data.windows import WindowSampler, spans, validation_batches
 
 
 def _corpus(folder, n=24, broken=True):
@@ -175,7 +175,7 @@ def test_a_format_1_dataset_is_still_read_and_merged(tmp_path, capsys):
         m.pop("shard", None)
         manifest_path.write_text(json.dumps(m))
     ds = Dataset.open(tmp_path / "a")
-    assert len(spans(ds, "train")) + len(spans(ds, "validation")) == len(ds.manifest["files"])
+    assert len(spans(ds, "train")) + len(spans(ds, "validation")) == len(ds.manifest.files)
     assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o",
                  str(tmp_path / "ab")]) == 0
     merged = json.loads((tmp_path / "ab" / "manifest.json").read_text())
@@ -185,7 +185,7 @@ def test_a_format_1_dataset_is_still_read_and_merged(tmp_path, capsys):
 
 def test_progress_reaches_a_log_file_with_rate_and_time_left(tmp_path, capsys, monkeypatch):
     """A cluster job's log is not a terminal: progress comes as plain lines."""
-    from lstmusic.report import FileProgress
+    from lstmusic.data.summary import FileProgress
 
     monkeypatch.setattr(FileProgress, "LOG_EVERY", 0.0)
     src = _corpus(tmp_path / "src", n=6, broken=False)

@@ -6,9 +6,10 @@ import re
 import pytest
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import midi_io, score
 from lstmusic.cli import main
-from lstmusic.compose import Composer
+from lstmusic.compose.composer import Composer
+from lstmusic.music import midi_io
+from lstmusic.output import sheet
 
 
 def _read_back(path):
@@ -38,7 +39,7 @@ def _read_back(path):
 
 
 def _match(piece, xml) -> float:
-    want = {(o, d, p) for o, d, p, _ in score._quantised(piece)}
+    want = {(o, d, p) for o, d, p, _ in sheet._quantised(piece)}
     _, got = _read_back(xml)
     return len(want & got) / len(want)
 
@@ -50,25 +51,25 @@ def pieces():
 
 def test_the_musicxml_reads_back_to_the_pieces_notes(pieces, tmp_path):
     for i, piece in enumerate(pieces):
-        files = score.write_score(piece.score, tmp_path / f"p{i}", f"piece {i}")
+        files = sheet.write_score(piece.score, tmp_path / f"p{i}", f"piece {i}")
         assert files[0].suffix == ".musicxml" and files[1].suffix == ".svg"
         assert _match(piece.score, files[0]) >= 0.98
 
 
 def test_game_music_files_read_back_too(shared_data, tmp_path):
-    from lstmusic import metrics
+    from lstmusic.music import measure
 
     for path in sorted(shared_data.glob("vgm-seed/*.mid"))[:3]:
         piece = midi_io.load(path)
-        piece = piece.clip(0, metrics.bar_start(piece, 17), clip_end=True)
-        files = score.write_score(piece, tmp_path / path.stem, path.stem)
+        piece = piece.clip(0, measure.bar_start(piece, 17), clip_end=True)
+        files = sheet.write_score(piece, tmp_path / path.stem, path.stem)
         assert _match(piece, files[0]) >= 0.98, path.name
 
 
 def test_two_staves_the_pieces_key_and_its_title(pieces, tmp_path):
     from music21 import key
 
-    xml = score.write_musicxml(pieces[0].score, tmp_path / "song.musicxml", "song")
+    xml = sheet.write_musicxml(pieces[0].score, tmp_path / "song.musicxml", "song")
     parsed, _ = _read_back(xml)
     assert len(parsed.parts) == 2
     clefs = [p.recurse().getElementsByClass("Clef").first().sign for p in parsed.parts]
@@ -84,7 +85,7 @@ def test_two_staves_the_pieces_key_and_its_title(pieces, tmp_path):
 
 
 def test_the_svg_holds_one_engraved_note_per_written_note(pieces, tmp_path):
-    files = score.write_score(pieces[1].score, tmp_path / "song", "song")
+    files = sheet.write_score(pieces[1].score, tmp_path / "song", "song")
     written = len(re.findall(r"<note[ >](?:(?!</note>).)*<pitch>", files[0].read_text(),
                              flags=re.S))
     engraved = sum(len(re.findall(r'class="note"', p.read_text())) for p in files[1:])
@@ -94,7 +95,7 @@ def test_the_svg_holds_one_engraved_note_per_written_note(pieces, tmp_path):
 def test_hands_are_split_at_the_music_not_at_middle_c():
     notes = [(0, 1, 59, 80), (0, 1, 62, 80), (0, 1, 64, 80), (0, 1, 43, 80), (0, 1, 47, 80)]
     # B3 belongs with the right hand's D4-E4 (a third below), not with G2-B2 in the left.
-    assert score.split_hands(notes) == [1, 1, 1, 2, 2]
+    assert sheet.split_hands(notes) == [1, 1, 1, 2, 2]
 
 
 def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_path, capsys,
@@ -110,7 +111,7 @@ def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_pa
     assert main(["render", str(silent), "--score"]) == 2
     err = capsys.readouterr().err.strip()
     assert "silent.musicxml: no notes" in err and "\n" not in err
-    monkeypatch.setattr(score, "MAX_NOTES", 5)  # a score too long to engrave
+    monkeypatch.setattr(sheet, "MAX_NOTES", 5)  # a score too long to engrave
     again = tmp_path / "again.mid"
     # The music is written, the score asked for is not: exit status 3 and one line why.
     assert main(["generate", "-o", str(again), "--bars", "4", "--score", "--plot"]) == 3
@@ -121,12 +122,12 @@ def test_the_command_line_writes_scores_and_keeps_the_rest_when_one_fails(tmp_pa
 
 
 def test_a_classic_piece_reads_back_on_its_half_beat_step(tmp_path):
-    from lstmusic.classic import ClassicTokenizer
+    from lstmusic.tokens.classic import ClassicTokenizer
 
     tok = ClassicTokenizer.from_corpus([["C4", "E4", "G4", "0.4.7", "2.5.9", "A3"]])
     ids = [tok.index[t] for t in ["C4", "E4", "0.4.7", "G4", "A3", "2.5.9", "C4", "E4"] * 3]
     piece, _ = tok.decode(ids)  # quarter notes every half beat: keys struck while held
-    files = score.write_score(piece, tmp_path / "classic", "classic")
+    files = sheet.write_score(piece, tmp_path / "classic", "classic")
     assert _match(piece, files[0]) == 1.0
     _, notes = _read_back(files[0])
     assert {onset % 0.5 for onset, _, _ in notes} == {0}

@@ -23,9 +23,10 @@ import pytest
 import symusic
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import cli, serve
-from lstmusic.config import GenerateConfig
-from lstmusic.errors import UserError
+from lstmusic import cli
+from lstmusic.common.config import GenerateConfig
+from lstmusic.common.errors import UserError
+from lstmusic.studio import files, jobs, requests, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("LSTMUSIC_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -42,7 +43,7 @@ def server():
     """A real studio on the bundled model, served by uvicorn on a free local port."""
     import uvicorn
 
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     port = _free_port()
     app = serve.create_app(studio)
     web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -203,7 +204,7 @@ def test_bad_uploads_are_refused_with_a_message(server, tmp_path):
     empty = write_midi(symusic.Score(480), tmp_path / "empty.mid").read_bytes()
     code, body = _submit(base, empty, prime_name="empty.mid")
     assert code == 400 and "empty.mid" in body["error"]
-    code, body = _submit(base, b"MThd" + bytes(serve.MAX_UPLOAD_BYTES), prime_name="big.mid")
+    code, body = _submit(base, b"MThd" + bytes(files.MAX_UPLOAD_BYTES), prime_name="big.mid")
     assert code == 413 and "2 MB" in body["error"]
     prime = write_midi(piano_piece(0, bars=4), tmp_path / "p.mid").read_bytes()
     code, body = _submit(base, prime, prime_name="p.mid", loop=1)
@@ -270,7 +271,7 @@ def test_a_client_gone_mid_upload_leaves_no_traceback(server):
 
 def test_a_full_queue_answers_busy(server, monkeypatch):
     base, _ = server
-    monkeypatch.setattr(serve, "MAX_QUEUED", 0)
+    monkeypatch.setattr(jobs, "MAX_QUEUED", 0)
     code, body = _submit(base, bars=1)
     assert code == 429 and "waiting" in body["error"]
 
@@ -372,7 +373,7 @@ def test_errors_while_composing_reach_the_page_as_one_line(server, tmp_path, mon
 
 
 def test_stopping_gives_up_a_long_job_at_once():
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     job = studio.submit({"bars": "64", "variations": "4", "loop": "1", "seed": "1"})
     while studio.status(job.id)["stage"] != "composing":
         time.sleep(0.01)
@@ -384,17 +385,17 @@ def test_stopping_gives_up_a_long_job_at_once():
 
 
 def test_the_command_line_is_quoted_and_exact():
-    entry = serve.find_models()[0]
-    request = serve.Request(entry.id, GenerateConfig(bars=4, temperature=0.123456789,
+    entry = requests.find_models()[0]
+    request = requests.Request(entry.id, GenerateConfig(bars=4, temperature=0.123456789,
                                                      top_p=0.9, seed=1, prime_bars=2,
                                                      prime="my song; rm -rf ~.mid"), "prime")
-    line = serve.reproduce_command(request, entry, 1)
+    line = files.reproduce_command(request, entry, 1)
     assert "--temperature 0.123456789 " in line
     assert "--prime 'my song; rm -rf ~.mid' --prime-bars 2" in line
 
 
 def test_closing_the_studio_deletes_its_files():
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     job = studio.submit({"bars": "1", "seed": "1"})
     while studio.status(job.id)["state"] not in ("done", "error"):
         time.sleep(0.05)
@@ -406,16 +407,16 @@ def test_closing_the_studio_deletes_its_files():
 def test_the_studio_keeps_its_files_under_a_byte_cap(monkeypatch):
     """Issue 17.3: past MAX_STUDIO_BYTES the oldest finished jobs' files are deleted, the newest
     always stays, and the page is told why an old job is gone."""
-    monkeypatch.setattr(serve, "MAX_STUDIO_BYTES", 1)  # every job is over it
-    studio = serve.Studio(serve.find_models())
+    monkeypatch.setattr(files, "MAX_STUDIO_BYTES", 1)  # every job is over it
+    studio = jobs.Studio(requests.find_models())
     try:
-        jobs = []
+        done = []
         for seed in ("1", "2"):
             job = studio.submit({"bars": "1", "seed": seed})
             while studio.status(job.id)["state"] not in ("done", "error"):
                 time.sleep(0.05)
-            jobs.append(job)
-        first, second = jobs
+            done.append(job)
+        first, second = done
         assert studio.status(second.id)["state"] == "done" and second.bytes > 0
         assert studio.file(second.id, 1, "mid").is_file()  # the newest is kept, though over
         assert studio.status(first.id) is None and not first.folder.exists()
@@ -459,10 +460,10 @@ def _call_quietly(url: str) -> int | None:
 
 
 def test_without_fluidsynth_the_studio_plays_through_the_pip_synth(monkeypatch):
-    from lstmusic import render
+    from lstmusic.output import render
 
     monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     try:
         assert studio.audio_missing == ""
         assert studio.file(*_finished(studio, {"bars": "1", "seed": "2"}), "wav").is_file()
@@ -471,13 +472,13 @@ def test_without_fluidsynth_the_studio_plays_through_the_pip_synth(monkeypatch):
 
 
 def test_without_any_synth_the_studio_still_composes_and_draws(monkeypatch):
-    from lstmusic import render
+    from lstmusic.output import render
 
     def none():
         raise UserError("no synth for audio: pip install midirenderer (or install FluidSynth)")
 
     monkeypatch.setattr(render, "find_synth", none)
-    studio = serve.Studio(serve.find_models())
+    studio = jobs.Studio(requests.find_models())
     try:
         assert "no synth for audio" in studio.audio_missing
         job_id, index = _finished(studio, {"bars": "1", "seed": "2"})
@@ -501,21 +502,21 @@ def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not a run folder" in err
     with pytest.raises(UserError, match="no such folder"):
-        serve.find_models([], str(tmp_path / "nope"))
+        requests.find_models([], str(tmp_path / "nope"))
 
 
 def test_a_broken_run_under_runs_is_skipped_with_a_line(tmp_path, capsys):
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     shutil.copytree(bundled_run_dir(), tmp_path / "good")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{}")
     (tmp_path / "bad" / "model.safetensors").write_bytes(b"")
-    models = serve.find_models([], str(tmp_path))
+    models = requests.find_models([], str(tmp_path))
     assert [m.name for m in models[1:]] == ["good"]
     assert "skipping" in capsys.readouterr().err
     with pytest.raises(UserError, match="describes no model"):
-        serve.find_models([str(tmp_path / "bad")])
+        requests.find_models([str(tmp_path / "bad")])
 
 
 def test_a_port_in_use_is_one_line(capsys):
@@ -529,13 +530,13 @@ def test_a_port_in_use_is_one_line(capsys):
 
 
 def test_runs_folder_offers_every_run_once(tmp_path):
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     for name in ("a", "b/c"):
         shutil.copytree(bundled_run_dir(), tmp_path / name)
     (tmp_path / "a" / "last").mkdir()
     shutil.copy(bundled_run_dir() / "config.json", tmp_path / "a" / "last")
-    models = serve.find_models([str(tmp_path / "a")], str(tmp_path))
+    models = requests.find_models([str(tmp_path / "a")], str(tmp_path))
     assert [m.name for m in models] == ["a", "bundled", "c"]  # the named run first
     assert models[0].tokenizer == "remi" and models[0].val_nll is not None
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from conftest import make_score, piano_piece, write_midi
 
-from lstmusic import metrics
 from lstmusic.cli import main
-from lstmusic.compose import Composer
-from lstmusic.config import TokenizerSettings
-from lstmusic.model import ModelConfig, MusicLSTM
-from lstmusic.render import read_midi
-from lstmusic.run import Run, save_run
-from lstmusic.tokenizer import build_tokenizer
+from lstmusic.common.config import TokenizerSettings
+from lstmusic.compose.composer import Composer
+from lstmusic.model.network import ModelConfig, MusicLSTM
+from lstmusic.model.run import Run, save_run
+from lstmusic.music import measure
+from lstmusic.music.midi_io import read_file
+from lstmusic.tokens.tokenizer import build_tokenizer
 
 D_MINOR = {2, 4, 5, 7, 9, 10, 0, 1}  # natural minor and the raised seventh (C#)
 AM_F_C_G = [{9, 0, 4}, {5, 9, 0}, {0, 4, 7}, {7, 11, 2}]
@@ -61,7 +61,7 @@ def test_every_pitch_is_in_the_key(bundled):
 
 
 def test_a_classic_chord_is_in_key_when_all_its_pitch_classes_are(tmp_path):
-    from lstmusic.classic import ClassicTokenizer
+    from lstmusic.tokens.classic import ClassicTokenizer
 
     in_key = {"C4", "C#4", "E4", "A4", "0.4.7", "1.4.7", "2.5.9"}  # C# is the raised 7th
     tok = ClassicTokenizer.from_corpus([[*in_key, "F#4", "B4", "1.5.8", "3.6.10"]])
@@ -78,8 +78,8 @@ def test_notes_on_a_chords_onset_are_its_tones(bundled):
         for p in pieces:
             s = p.score
             for time, _, pitch in _notes(s):
-                bar = metrics.bar_at(s, time)
-                start, end = metrics.bar_start(s, bar), metrics.bar_start(s, bar + 1)
+                bar = measure.bar_at(s, time)
+                start, end = measure.bar_start(s, bar), measure.bar_start(s, bar + 1)
                 slot = (time - start) * per_bar / (end - start)
                 if slot == int(slot):  # on a chord's onset
                     chord = AM_F_C_G[((bar - 1) * per_bar + int(slot)) % 4]
@@ -115,8 +115,8 @@ def test_melody_needs_durations_and_says_so(tmp_path, capsys):
 
 def test_redo_keeps_the_rest_and_writes_those_bars_anew(bundled, tmp_path):
     source = write_midi(piano_piece(5, bars=12), tmp_path / "piece.mid")
-    original = read_midi(source)
-    a, b = metrics.bar_start(original, 5), metrics.bar_start(original, 9)
+    original = read_file(source)
+    a, b = measure.bar_start(original, 5), measure.bar_start(original, 9)
 
     def part(score, inside):
         scale = original.ticks_per_quarter / score.ticks_per_quarter

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import SHARED, piano_piece, write_midi
 
-from lstmusic import midi_io
-from lstmusic.classic import ClassicTokenizer, extract
-from lstmusic.errors import BadFile
-from lstmusic.tokenizer import (
+from lstmusic.common.errors import BadFile
+from lstmusic.music import midi_io
+from lstmusic.tokens.classic import ClassicTokenizer, extract
+from lstmusic.tokens.tokenizer import (
     BOS,
     EOS,
     PAD,

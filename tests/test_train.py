@@ -9,15 +9,15 @@ import pytest
 import torch
 from conftest import piano_piece, write_midi
 
-from lstmusic import checkpoint
-from lstmusic import train as train_mod
-from lstmusic.config import PrepareConfig, TokenizerSettings
-from lstmusic.dataset import prepare
-from lstmusic.errors import UserError
-from lstmusic.evaluate import quick_samples
-from lstmusic.run import load_run
-from lstmusic.train import TrainConfig, train
-from lstmusic.vocab import Vocabulary
+from lstmusic.common.config import PrepareConfig, TokenizerSettings
+from lstmusic.common.errors import UserError
+from lstmusic.data.dataset import prepare
+from lstmusic.evaluation.evaluate import quick_samples
+from lstmusic.model import checkpoint
+from lstmusic.model.run import load_run
+from lstmusic.tokens.vocab import Vocabulary
+from lstmusic.training import train as train_mod
+from lstmusic.training.train import TrainConfig, train
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_two_process_ddp_trains_on_cpu_with_torchrun(fixture_dataset, tmp_path):
 
 
 def test_the_learning_rate_warms_up_then_follows_steps_or_time():
-    from lstmusic.train import learning_rate
+    from lstmusic.training.train import learning_rate
 
     cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=1000)
     assert learning_rate(cfg, 4) == 0.5
@@ -210,7 +210,7 @@ def test_a_short_run_is_validated_by_time_too(fixture_dataset, tmp_path):
 
 
 def test_tempo_augmentation_moves_only_tempo_tokens(fixture_dataset):
-    from lstmusic.dataset import Dataset
+    from lstmusic.data.dataset import Dataset
 
     vocab = Vocabulary(Dataset.open(fixture_dataset).tokenizer_dict["vocab"])
     tables = vocab.tempo_tables(2)
@@ -272,7 +272,7 @@ def test_a_base_model_missing_from_the_install_is_one_line(fixture_dataset, tmp_
 
 
 def test_the_end_of_a_run_names_the_kept_step_and_what_it_beat():
-    from lstmusic.report import verdict_lines
+    from lstmusic.training.curves import verdict_lines
 
     rows = [{"step": 0, "val_loss": 3.0}, {"step": 100, "val_loss": 2.0},
             {"step": 150, "val_loss": 2.2}]

@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from lstmusic import __version__
-from lstmusic.errors import UserError
-from lstmusic.options import add_options, settings
+from lstmusic.common.errors import UserError
+from lstmusic.common.options import add_options, settings
 
 PARTIAL = 3  # exit status: the music was written, some other file asked for was not
 
@@ -33,24 +33,24 @@ def _console(stderr: bool = False):
 def cmd_prepare(args) -> int:
     import time
 
-    from lstmusic.config import PrepareConfig
-    from lstmusic.dataset import prepare
-    from lstmusic.report import FileProgress, summary_lines
+    from lstmusic.common.config import PrepareConfig
+    from lstmusic.data.dataset import prepare
+    from lstmusic.data.summary import FileProgress, summary_lines
 
     t0 = time.perf_counter()
     cfg = settings(args, PrepareConfig, "prepare", sources=tuple(args.sources),
                    out=Path(args.output))
     manifest = prepare(cfg, FileProgress())
     print("\n".join(summary_lines(manifest, time.perf_counter() - t0)))
-    print(f"dataset {'unchanged' if manifest.get('up_to_date') else 'written'}: {cfg.out}")
+    print(f"dataset {'unchanged' if manifest.up_to_date else 'written'}: {cfg.out}")
     return 0
 
 
 def cmd_merge(args) -> int:
     import time
 
-    from lstmusic.merge import merge
-    from lstmusic.report import summary_lines
+    from lstmusic.data.merge import merge
+    from lstmusic.data.summary import summary_lines
 
     t0 = time.perf_counter()
     manifest = merge([Path(p) for p in args.shards], Path(args.output))
@@ -60,28 +60,28 @@ def cmd_merge(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from lstmusic.config import InspectConfig
-    from lstmusic.dataset import Dataset, is_dataset
-    from lstmusic.report import summary_lines
+    from lstmusic.common.config import InspectConfig
+    from lstmusic.data.dataset import Dataset, is_dataset
+    from lstmusic.data.summary import summary_lines
 
     cfg = settings(args, InspectConfig, "inspect")
     target = Path(args.target)
     console = _console()
     if is_dataset(target):
         m = Dataset.open(target).manifest
-        console.print("\n".join(summary_lines(m, m.get("seconds_taken", 0.0))))
-        for e in m["files"][: cfg.limit]:
-            console.print(f"  {e['split']:<10} {e['style']:<16} {e['tokens']:>8,} tokens  "
-                          f"{e['seconds']:>7.1f} s  {e['path']}", soft_wrap=True)
-        if len(m["files"]) > cfg.limit:
-            console.print(f"  ... {len(m['files']) - cfg.limit} more (--limit)")
+        console.print("\n".join(summary_lines(m, m.seconds_taken)))
+        for e in m.files[: cfg.limit]:
+            console.print(f"  {e.split:<10} {e.style:<16} {e.tokens:>8,} tokens  "
+                          f"{e.seconds:>7.1f} s  {e.path}", soft_wrap=True)
+        if len(m.files) > cfg.limit:
+            console.print(f"  ... {len(m.files) - cfg.limit} more (--limit)")
         return 0
     if target.is_dir():
         raise UserError(f"{target}: not a dataset folder (no manifest.json)")
     if not target.is_file():
         raise UserError(f"{target}: no such file or dataset")
-    from lstmusic.errors import BadFile
-    from lstmusic.tokenizer import TokenizerSettings, build_tokenizer
+    from lstmusic.common.errors import BadFile
+    from lstmusic.tokens.tokenizer import TokenizerSettings, build_tokenizer
 
     tokenizer = build_tokenizer(TokenizerSettings(cfg.tokenizer))
     try:
@@ -97,16 +97,17 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from lstmusic.checkpoint import refuse_pickle
-    from lstmusic.config import PrepareConfig, TrainConfig
-    from lstmusic.dataset import is_dataset, prepare
-    from lstmusic.report import FileProgress, verdict_lines
-    from lstmusic.run import check_run_folder
+    from lstmusic.common.config import PrepareConfig, TrainConfig
+    from lstmusic.data.dataset import is_dataset, prepare
+    from lstmusic.data.summary import FileProgress
+    from lstmusic.model.checkpoint import refuse_pickle
+    from lstmusic.model.run import check_run_folder, is_run_folder
+    from lstmusic.training.curves import verdict_lines
 
     cfg = settings(args, TrainConfig, "train")
     refuse_pickle(Path(args.data))
     data, run_dir = Path(args.data), Path(args.output)
-    if (data / "config.json").is_file() and (data / "model.safetensors").is_file():
+    if is_run_folder(data):
         raise UserError(f"{data} is a run folder, not music: train on its data folder, or "
                         "start from its weights with --init-from")
     check_run_folder(run_dir)
@@ -114,13 +115,13 @@ def cmd_train(args) -> int:
         prep = PrepareConfig(sources=(args.data,), out=run_dir / "data")
         prepare(prep, FileProgress())
         data = prep.out
-    from lstmusic.train import train
+    from lstmusic.training.train import train
 
     result = train(data, run_dir, cfg, resume=args.resume, progress=sys.stderr.isatty())
     if result["rank"] != 0:  # one voice under torchrun
         return 0
-    if cfg.samples and (run_dir / "config.json").exists():
-        from lstmusic.evaluate import quick_samples
+    if cfg.samples and is_run_folder(run_dir):
+        from lstmusic.evaluation.evaluate import quick_samples
 
         heard = quick_samples(run_dir, n=cfg.samples)
         wavs = sum("wav" in r for r in heard["samples"])
@@ -132,7 +133,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from lstmusic.config import GenerateConfig, OutputConfig
+    from lstmusic.common.config import GenerateConfig, OutputConfig
 
     cfg = settings(args, GenerateConfig, "generate", others=(OutputConfig,))
     outputs = settings(args, OutputConfig, "generate", others=(GenerateConfig,))
@@ -140,12 +141,13 @@ def cmd_generate(args) -> int:
     if out.suffix.lower() not in (".mid", ".midi"):
         raise UserError(f"-o {out}: give a .mid file name")
     if args.run_dir:
-        from lstmusic.checkpoint import refuse_pickle
+        from lstmusic.model.run import check_run
 
-        refuse_pickle(Path(args.run_dir))
+        check_run(args.run_dir)
     _check_audio(outputs)
-    from lstmusic import atomic, writeout
-    from lstmusic.compose import Composer
+    from lstmusic.common import atomic
+    from lstmusic.compose.composer import Composer
+    from lstmusic.output import writeout
 
     places = writeout.targets(out, cfg.n, outputs.audio, outputs.plot, [""] * cfg.n,
                               outputs.score)
@@ -157,9 +159,9 @@ def cmd_generate(args) -> int:
     for note in composition.notes:
         print(f"lstmusic generate: {note}", file=sys.stderr)
     pieces = composition.pieces
-    titles = [f"{t.midi.name}: {composer.kind}, {p.report.bars} bars, T={cfg.temperature:g}, "
-              f"top-p {cfg.top_p:g}, seed {cfg.seed}" for t, p in zip(places, pieces, strict=True)]
-    places = [replace(t, title=title) for t, title in zip(places, titles, strict=True)]
+    places = [replace(t, title=writeout.piece_title(f"{t.midi.name}: {composer.kind}",
+                                                     p.report.bars, cfg))
+              for t, p in zip(places, pieces, strict=True)]
     written = writeout.write_all([p.score for p in pieces], places, outputs.soundfont)
     report = {"lstmusic_version": __version__, **composition.to_json(written)}
     if args.report:
@@ -209,7 +211,7 @@ def _check_audio(outputs) -> None:
     """Fail before any work if audio was asked for with a SoundFont or synth that is not
     there; any other reason a WAV cannot be made is said after the music is written."""
     if outputs.audio is not None:
-        from lstmusic.render import check_audio_request
+        from lstmusic.output.render import check_audio_request
 
         check_audio_request(outputs.soundfont)
 
@@ -226,17 +228,17 @@ def _missing(written) -> int:
 def cmd_render(args) -> int:
     import tempfile
 
-    from lstmusic import writeout
-    from lstmusic.config import OutputConfig
-    from lstmusic.render import read_midi
-    from lstmusic.sources import MIDI_SUFFIXES
+    from lstmusic.common.config import OutputConfig
+    from lstmusic.music.midi_io import read_file
+    from lstmusic.music.sources import MIDI_SUFFIXES
+    from lstmusic.output import writeout
 
     outputs = settings(args, OutputConfig, "render")
     if outputs.audio is None and outputs.plot is None and not outputs.score:
         outputs = replace(outputs, audio="", plot="")
     _check_audio(outputs)
     source = Path(args.midi)
-    score = read_midi(source)
+    score = read_file(source)
     stem = _render_stem(source, args.output)
     place = writeout.targets(Path(f"{stem}.mid"), 1, outputs.audio, outputs.plot,
                              [source.name], outputs.score)
@@ -276,7 +278,7 @@ _RENDER_SUFFIXES = (".mid", ".midi", ".wav", ".png", ".svg", ".musicxml")
 
 
 def cmd_styles(args) -> int:
-    from lstmusic.run import read_run
+    from lstmusic.model.run import read_run
 
     for name in read_run(args.run_dir).styles:
         print(name)
@@ -284,8 +286,8 @@ def cmd_styles(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from lstmusic.config import ServeConfig
-    from lstmusic.serve import serve
+    from lstmusic.common.config import ServeConfig
+    from lstmusic.studio.serve import serve
 
     cfg = settings(args, ServeConfig, "serve")
     serve(args.run_dirs, cfg.runs, cfg.host, cfg.port, cfg.soundfont)
@@ -299,8 +301,8 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from lstmusic.config import ExportConfig
-    from lstmusic.run import export_run
+    from lstmusic.common.config import ExportConfig
+    from lstmusic.model.run import export_run
 
     cfg = settings(args, ExportConfig, "export")
     size = export_run(Path(args.run_dir), Path(args.output), cfg.source,
@@ -310,7 +312,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_corpora(args) -> int:
-    from lstmusic.sources import list_corpora
+    from lstmusic.music.sources import list_corpora
 
     console = _console()
     for name, count in list_corpora().items():
@@ -368,7 +370,8 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lstmusic import cli_evaluate, config
+    from lstmusic import cli_evaluate
+    from lstmusic.common import config
 
     parser = argparse.ArgumentParser(
         prog="lstmusic", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -438,12 +441,12 @@ def os_error_line(exc: OSError, output: str | None = None) -> str:
         line = f"{reason or exc}" + ("" if exc.errno else " (is the disk full?)")
         writing = exc.errno in (None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
         return f"{output}: {line}" if output and writing else line
-    from lstmusic import atomic
+    from lstmusic.common import atomic
 
     # atomic.py writes under a temporary name: name what was being written
     path = Path(*map(atomic.final_name, Path(os.fsdecode(exc.filename)).parts))
     line = f"{path}: {reason or exc}"
-    from lstmusic.dataset import cache_dir
+    from lstmusic.data.dataset import cache_dir
 
     if path.is_relative_to(cache_dir()):
         line += (" (the token cache); give --no-cache, or set LSTMUSIC_CACHE_DIR to a "

@@ -13,8 +13,8 @@ EVALUATION_JSON = "evaluation.json"  # what `evaluate` writes in the run folder,
 
 def register(sub) -> None:
     """Add `evaluate` and `compare` to the subparsers `sub` of the lstmusic parser."""
-    from lstmusic.config import CompareConfig, EvaluateConfig
-    from lstmusic.options import add_options
+    from lstmusic.common.config import CompareConfig, EvaluateConfig
+    from lstmusic.common.options import add_options
 
     p = sub.add_parser(
         "evaluate", help="measure a run: likelihood, statistics, copying",
@@ -36,15 +36,14 @@ def register(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from lstmusic.checkpoint import refuse_pickle
-    from lstmusic.config import EvaluateConfig
-    from lstmusic.evaluate import print_skipped, run_evaluation
-    from lstmusic.options import settings
+    from lstmusic.common.config import EvaluateConfig
+    from lstmusic.common.options import settings
+    from lstmusic.evaluation.evaluate import print_skipped, run_evaluation
+    from lstmusic.model.run import check_run
 
     cfg = settings(args, EvaluateConfig, "evaluate")
-    run_dir = Path(args.run_dir)
-    refuse_pickle(run_dir)
-    from lstmusic import atomic
+    run_dir = check_run(args.run_dir)
+    from lstmusic.common import atomic
 
     # Where the user said to write (the default is the run folder's own file): checked
     # before the evaluation's minutes of work.
@@ -61,7 +60,7 @@ def cmd_evaluate(args) -> int:
         out = run_dir / EVALUATION_JSON
     _write_json(out, ev.result, explicit=bool(cfg.json))
     if cfg.html:
-        from lstmusic.html_report import write_html
+        from lstmusic.evaluation.page import write_html
 
         print(f"wrote {write_html(ev, Path(cfg.html))}")
     return 0
@@ -70,8 +69,9 @@ def cmd_evaluate(args) -> int:
 def _write_json(path: Path, result: dict, explicit: bool) -> None:
     import sys
 
-    from lstmusic import __version__, atomic
-    from lstmusic.errors import UserError
+    from lstmusic import __version__
+    from lstmusic.common import atomic
+    from lstmusic.common.errors import UserError
 
     try:  # the version first: atomic.marked finds it at the start of a long file
         atomic.write_json(path, {"lstmusic_version": __version__, **result})
@@ -124,7 +124,7 @@ def _fmt(value, digits: int = 3) -> str:
 # ------------------------------------------------------------------ compare
 def _rows() -> list[tuple[str, object]]:
     """(label, getter of a result) of each row of the comparison table."""
-    from lstmusic.metrics import METRICS
+    from lstmusic.evaluation.metrics import METRICS
 
     lk = lambda key: lambda r: r["likelihood"][key]  # noqa: E731 - a table of getters
     rows = [("tokenizer", lambda r: r["run"]["tokenizer"]),
@@ -148,7 +148,7 @@ def load_or_evaluate(run_dir: Path, samples: int, bars: int, seed: int) -> dict:
     """The run's evaluation.json, or a fresh evaluation (then written there)."""
     import json
 
-    from lstmusic.errors import UserError
+    from lstmusic.common.errors import UserError
 
     path = run_dir / EVALUATION_JSON
     if path.is_file():
@@ -156,7 +156,7 @@ def load_or_evaluate(run_dir: Path, samples: int, bars: int, seed: int) -> dict:
             return json.loads(path.read_text())
         except ValueError as exc:
             raise UserError(f"{path}: damaged ({exc}); delete it to evaluate again") from None
-    from lstmusic.evaluate import evaluate_run, print_skipped
+    from lstmusic.evaluation.evaluate import evaluate_run, print_skipped
 
     print(f"evaluating {run_dir} (no {EVALUATION_JSON} yet)")
     result = evaluate_run(run_dir, samples=samples, bars=bars, seed=seed)
@@ -169,17 +169,12 @@ def cmd_compare(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lstmusic.checkpoint import refuse_pickle
-    from lstmusic.config import CompareConfig
-    from lstmusic.errors import UserError
-    from lstmusic.options import settings
+    from lstmusic.common.config import CompareConfig
+    from lstmusic.common.options import settings
+    from lstmusic.model.run import check_run
 
     cfg = settings(args, CompareConfig, "compare")
-    runs = [Path(r) for r in args.runs]
-    for r in runs:  # every name checked before any run is evaluated
-        refuse_pickle(r)
-        if not (r / "config.json").is_file():
-            raise UserError(f"{r}: not a run folder (no config.json)")
+    runs = [check_run(r) for r in args.runs]  # every name checked before any is evaluated
     results = [load_or_evaluate(r, cfg.samples, cfg.bars, cfg.seed) for r in runs]
     table = Table("", *(str(r) for r in runs),
                   caption="statistics: samples / reference / overlap of the distributions")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lstmusic.errors import UserError
+from lstmusic.common.errors import UserError
 
 
 def checks() -> list[tuple[bool, bool, str, str]]:
@@ -24,21 +24,21 @@ def checks() -> list[tuple[bool, bool, str, str]]:
     except ImportError:
         found.append((False, True, "torch is not installed",
                        "pip install torch (the CPU or CUDA build you want)"))
-    from lstmusic.run import bundled_run_dir
+    from lstmusic.model.run import bundled_run_dir
 
     bundled = (bundled_run_dir() / "config.json").exists()
     found.append((bundled, False, "bundled model " + ("present" if bundled else "missing"),
                    "" if bundled else "reinstall lstmusic, or pass a RUN_DIR to generate"))
     found.extend(_audio())
     try:
-        from lstmusic.sources import list_corpora
+        from lstmusic.music.sources import list_corpora
 
         count = list_corpora().get("bach", 0)
         found.append((count > 0, False, f"music21 corpus: {count} Bach files",
                        "" if count else "reinstall music21 (its corpus ships with it)"))
     except Exception as exc:  # noqa: BLE001 - a broken music21 install raises anything
         found.append((False, False, f"music21 corpus unreadable ({exc})", "pip install music21"))
-    from lstmusic.dataset import cache_dir
+    from lstmusic.data.dataset import cache_dir
 
     for label, folder in (("cache", cache_dir()), ("current folder", Path.cwd())):
         folder = next((f for f in [folder, *folder.parents] if f.exists()), Path("/"))
@@ -51,7 +51,7 @@ def checks() -> list[tuple[bool, bool, str, str]]:
 
 def _audio() -> list[tuple[bool, bool, str, str]]:
     """The synth and the SoundFont that --audio will use, or why there is none."""
-    from lstmusic import render
+    from lstmusic.output import render
 
     found = []
     try:
