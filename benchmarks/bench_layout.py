@@ -88,7 +88,7 @@ def run(tree: Path, snippet: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-DATA_WINGS = {"dataset", "windows", "manifest", "locks", "merge", "summary", "report",
+DATA_WINGS = {"dataset", "windows", "manifest", "locks", "merge",
               "tokenizer", "vocab", "classic", "grammar", "base"}
 
 

@@ -171,9 +171,9 @@ class TrainingData:
     """All that training needs of a dataset folder, read once through this one door: the
     files of each split as spans (offsets only: nothing copied), the vocabulary and styles,
     where the data came from, and the unigram baseline. Training asks here, never the
-    dataset or its manifest."""
+    dataset or its manifest; the manifest's rows are not kept (a Lakh-size corpus has
+    100,000 of them, ~40 MB in every process), only the spans."""
 
-    dataset: Dataset
     train: Spans
     validation: Spans
     vocab: list[str]
@@ -200,7 +200,7 @@ class TrainingData:
         ds.tokenizer()  # the saved tokenizer is checked (one line naming the file) before use
         vocab = ds.tokenizer_dict["vocab"]
         m = ds.manifest
-        return cls(ds, train, validation, vocab, list(m.styles), ds.tokenizer_dict, m.tokenizer,
+        return cls(train, validation, vocab, list(m.styles), ds.tokenizer_dict, m.tokenizer,
                    m.inputs_key, hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest(),
                    _about_files(path, m), int(train.lengths.sum()) + len(train),
                    unigram_nll(ds, train, validation, len(vocab)))
