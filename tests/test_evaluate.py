@@ -177,8 +177,14 @@ def test_the_state_carries_across_windows(run, monkeypatch):
 # ------------------------------------------------------------------ the result
 def test_the_json_keys_stay_stable(evaluation):
     r = evaluation.result
-    assert set(r) == {"likelihood", "metrics", "originality", "collapse_rate", "repairs",
-                      "samples", "run", "settings", "skipped", "timings"}
+    assert set(r) == {"likelihood", "metrics", "originality", "form", "collapse_rate",
+                      "repairs", "samples", "run", "settings", "skipped", "timings"}
+    for bars in ("16", "32"):
+        for who in ("samples", "reference"):
+            assert set(r["form"][bars][who]) == {
+                "bars", "bars_measured", "mean_best_similarity", "near_restatement_share",
+                "exact_restatement_share"}
+    assert r["form"]["16"]["reference"]["bars_measured"] > 0
     assert set(r["likelihood"]) >= {"nll_per_token", "perplexity", "accuracy",
                                     "nll_per_note", "bits_per_second"}
     assert list(r["metrics"]) == list(metrics.METRICS)
@@ -201,8 +207,8 @@ def test_the_html_page_is_self_contained_and_has_its_sections(evaluation, tmp_pa
 
     monkeypatch.setenv("LSTMUSIC_SOUNDFONT", str(tmp_path / "none.sf2"))  # no audio: fast
     page = write_html(evaluation, tmp_path / "e.html").read_text()
-    for section in ("settings", "curves", "likelihood", "metrics", "copies", "collapse",
-                    "samples"):
+    for section in ("settings", "curves", "likelihood", "metrics", "copies", "form",
+                    "collapse", "samples"):
         assert f"id='{section}'" in page
     assert page.count("data:image/png;base64,") == 1 + 2 + sum(
         e is not None for e in evaluation.excerpts)  # curves, samples, their excerpts

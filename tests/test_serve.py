@@ -655,7 +655,13 @@ def test_the_studio_directs_the_music(server, tmp_path):
     sung = _generate(base, melody, prime_name="tune.mid", upload_as="melody", seed=23)
     assert sung["state"] == "done", sung["error"]
     assert "--melody tune.mid" in sung["results"][0]["command"]
+    # A form: the report says where each section starts, the line repeats it.
+    shaped = _generate(base, seed=24, form="A2 B2 A2")
+    assert shaped["state"] == "done", shaped["error"]
+    assert "--form 'A2 B2 A2'" in shaped["results"][0]["command"]
+    assert [s["bar"] for s in shaped["results"][0]["figures"]["form"]] == [1, 3, 5]
     for bad, says in (({"key": "H minor"}, "--key"), ({"chords": "Am Xq"}, "'Xq'"),
+                      ({"form": "A0"}, "--form"),
                       ({"redo_job": "gone", "redo_bars": "1-2"}, "not here any more"),
                       ({"upload_as": "drums", "prime_name": "a.mid"}, "upload_as")):
         code, body = _submit(base, melody if "upload_as" in bad else b"", **bad)

@@ -109,8 +109,29 @@ def print_summary(r: dict) -> None:
     for c in o["near_copies"][:10]:
         console.print(f"  {c['sample']}: {c['notes']} notes of {c['training_file']} from bar "
                       f"{c['bar']}", soft_wrap=True)
+    for line in form_lines(r.get("form")):
+        console.print(line)
     console.print(f"collapse rate {100 * r['collapse_rate']:.0f} % of {len(r['samples'])} "
                   f"samples; {r['repairs']} decoding repairs; {r['timings']['total']:.1f} s")
+
+
+def form_lines(form: dict | None) -> list[str]:
+    """The restatement measure, samples beside the reference, one line per length."""
+    if not form:
+        return []
+    lines = []
+    for key in ("16", "32"):
+        s, ref = form[key]["samples"], form[key]["reference"]
+        if not s["bars_measured"]:
+            continue
+        lines.append(
+            f"form over {key} bars: bars restating an earlier bar (>= {form['near']}) "
+            f"{_percent(s['near_restatement_share'])} (reference "
+            f"{_percent(ref['near_restatement_share'])}), exactly "
+            f"{_percent(s['exact_restatement_share'])} ({_percent(ref['exact_restatement_share'])}"
+            f"); mean best similarity {_fmt(s['mean_best_similarity'], 2)} "
+            f"({_fmt(ref['mean_best_similarity'], 2)})")
+    return lines
 
 
 def _percent(value) -> str:
@@ -140,8 +161,19 @@ def _rows() -> list[tuple[str, object]]:
         ("copied 8-note figures", lambda r: r["originality"]["copied_ngram_share"]),
         ("  same, held-out files", lambda r: r["originality"]["held_out_share"]),
         ("longest copy (notes)", lambda r: r["originality"]["longest_copy_notes"]),
+        ("restated bars, 16 (ref.)", _restated),
         ("collapse rate", lambda r: r["collapse_rate"]),
         ("decoding repairs", lambda r: r["repairs"])]
+
+
+def _restated(r: dict) -> str:
+    """Near-restatement share of the samples' first 16 bars, and the reference's; "-" for an
+    evaluation written before form was measured."""
+    form = (r.get("form") or {}).get("16")
+    if not form:
+        return "-"
+    return " / ".join(_percent(form[k]["near_restatement_share"])
+                      for k in ("samples", "reference"))
 
 
 def load_or_evaluate(run_dir: Path, samples: int, bars: int, seed: int) -> dict:

@@ -327,6 +327,26 @@ class TrainConfig:
 MAX_BARS = 1000  # of a generated piece: over an hour at most tempos
 
 
+MAX_SECTIONS = 64
+FORM_SECTION = re.compile(r"([A-Za-z])(')?(\d{1,4})?([+-]\d{1,2})?")
+
+
+@dataclass(frozen=True)
+class FormSection:
+    """One section of --form: a letter (the same letter, the same music), a variation
+    (A': restated, then varied), its length in bars, and a transposition in semitones."""
+
+    letter: str
+    varied: bool
+    bars: int
+    shift: int = 0
+
+    @property
+    def name(self) -> str:
+        return (self.letter + ("'" if self.varied else "")
+                + (f"{self.shift:+d}" if self.shift else ""))
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     """Everything `lstmusic generate` takes (also settable from a `--config` TOML file)."""
@@ -376,6 +396,9 @@ class GenerateConfig:
     redo: str = opt("", "keep this MIDI file outside --redo-bars and write those bars anew",
                     metavar="FILE.mid")
     redo_bars: str = opt("", "the bars to write anew, A-B (1 is the first)", metavar="A-B")
+    form: str = opt("", "sections by letter: 'AABA', 'A8 B8 A8' (bars each), \"A A' B A\" "
+                        "(A': A varied), 'A B A+5' (A up 5 semitones); a repeated letter "
+                        "restates its first section", metavar="FORM")
     seed: int = opt(0, "same seed, same options, same run: the same MIDI, byte for byte",
                     limits=(0, MAX_SEED))
     device: str = opt("cpu", "cpu, cuda or auto", choices=DEVICES)
@@ -433,9 +456,53 @@ class GenerateConfig:
         if (self.melody or self.redo) and (self.tokens or self.seconds):
             raise UserError("--melody and --redo set the piece's length: drop "
                             "--tokens/--seconds")
+        if self.form:
+            self.form_sections()  # checks the form
+            others = [name for name, on in (("--melody", self.melody), ("--redo", self.redo),
+                                            ("--loop", self.loop), ("--tokens", self.tokens),
+                                            ("--seconds", self.seconds)) if on]
+            if others:
+                raise UserError(f"--form sets the piece's sections and length; it does not "
+                                f"combine with {' and '.join(others)}")
         if self.key == "auto" and not (self.prime or self.melody or self.redo):
             raise UserError("--key auto takes the key of --prime (or --melody, --redo): give "
                             "one, or name the key")
+
+    def form_sections(self) -> list[FormSection]:
+        """The sections of --form, each with its length in bars: as written, else its
+        letter's first length, else an equal share of --bars (at least 1)."""
+        text = self.form.replace(",", " ").strip()
+        words = text.split() if " " in text else re.findall(r"[A-Za-z][^A-Za-z]*", text)
+        if "".join(words) != text.replace(" ", ""):  # something before the first letter
+            words = [text]
+        parsed = []
+        for word in words:
+            m = FORM_SECTION.fullmatch(word)
+            if m is None:
+                raise UserError(f"--form {shown(self.form)}: {shown(word)} is not a section; "
+                                "write a letter, then optionally ' (a variation), a length "
+                                "in bars and +N/-N semitones: A, A', B8, A+5, A'4-2")
+            letter, varied, bars, shift = m.groups()
+            parsed.append((letter.upper(), bool(varied), int(bars) if bars else None,
+                           int(shift) if shift else 0))
+        if not parsed or len(parsed) > MAX_SECTIONS:
+            raise UserError(f"--form {shown(self.form)}: 1 to {MAX_SECTIONS} sections")
+        first = {}
+        for letter, _, bars, _ in parsed:
+            if bars is not None:
+                first.setdefault(letter, bars)
+        share = max(1, self.bars // len(parsed))
+        sections = [FormSection(letter, varied, first.get(letter, share) if bars is None
+                                else bars, shift) for letter, varied, bars, shift in parsed]
+        for s in sections:
+            if not 1 <= s.bars <= MAX_BARS or abs(s.shift) > 12:
+                raise UserError(f"--form {shown(self.form)}: a section is 1 to {MAX_BARS} bars "
+                                f"and moves at most 12 semitones, not {s.bars} bars "
+                                f"{s.shift:+d}")
+        if sum(s.bars for s in sections) > MAX_BARS:
+            raise UserError(f"--form {shown(self.form)}: {sum(s.bars for s in sections):,} "
+                            f"bars, over the {MAX_BARS}-bar limit of a piece")
+        return sections
 
     def redo_span(self) -> tuple[int, int]:
         """(A, B) of --redo-bars A-B, 1-based and inclusive."""

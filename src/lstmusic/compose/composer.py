@@ -23,7 +23,7 @@ import torch
 
 from lstmusic.common.config import BOS, GenerateConfig
 from lstmusic.common.errors import BadFile, UserError
-from lstmusic.compose import primes, redo
+from lstmusic.compose import form, primes, redo
 from lstmusic.compose.guard import Guard
 from lstmusic.compose.sampler import Sampled, Sampling, cpu_steps
 from lstmusic.compose.steer import Melody, Steering, parse_chords, parse_key
@@ -49,10 +49,11 @@ class PieceReport:
     seconds: float  # length of the music
     loop: dict | None = None  # loop mode: the seam's NLL against the median bar's
     redo: dict | None = None  # --redo: the bars redone, and the seam's NLL against the original's
+    form: list | None = None  # --form: each section, the bar it starts at, whether restated
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("loop",
-                                                                                    "redo")}
+        return {k: v for k, v in asdict(self).items()
+                if v is not None or k not in ("loop", "redo", "form")}
 
 
 @dataclass
@@ -162,9 +163,15 @@ class Composer:
         if cfg.seconds:
             bars = max(1, round(cfg.seconds * (cfg.tempo or 120.0) / 60 / 4))
         t0 = time.perf_counter()
-        with cpu_steps(self.device, loop_candidates(cfg.n) if cfg.loop else cfg.n):
+        # --form samples one row at a time but for the seams' one bar: threads would only
+        # slow its steps
+        at_once = loop_candidates(cfg.n) if cfg.loop else 1 if cfg.form else cfg.n
+        with cpu_steps(self.device, at_once):
             if cfg.loop:
                 rows, loops = yield from self._loop(cfg, prime, style, bars, gen)
+            elif cfg.form:
+                rows, layouts = yield from form.compose(self, cfg, prime, style, gen, steer)
+                loops = [None] * cfg.n
             else:
                 sampling = self.sampling(cfg, prime, style, cfg.n, bars, gen, steer)
                 yield from sampling
@@ -172,13 +179,17 @@ class Composer:
         seconds = time.perf_counter() - t0
         pieces = [self._piece(i, row, loop, cfg, prime)
                   for i, (row, loop) in enumerate(zip(rows, loops, strict=False))]
+        if cfg.form:
+            for piece, layout in zip(pieces, layouts, strict=True):
+                piece.report.form = layout
         return Composition(pieces, cfg, self.run_dir, self.kind, seconds,
                            sum(r.steps for r in rows), *_told(cfg, steer))
 
     def sampling(self, cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
-                 gen: torch.Generator, steer: Steering | None = None) -> Sampling:
+                 gen: torch.Generator, steer: Steering | None = None,
+                 primed: tuple | None = None) -> Sampling:
         return Sampling(self.model, self.stepper, self.grammar, self.guard,
-                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen, steer)
+                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen, steer, primed)
 
     def _steering(self, cfg: GenerateConfig) -> Steering | None:
         """The key, chords and melody asked for, as rules for the sampler (None: none)."""

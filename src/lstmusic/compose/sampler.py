@@ -64,11 +64,15 @@ class Sampling:
 
     def __init__(self, model, stepper, grammar: Grammar, guard: Guard, bar_id: int,
                  cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
-                 gen: torch.Generator, steer=None):
+                 gen: torch.Generator, steer=None, primed: tuple | None = None):
         self.model, self.stepper, self.grammar, self.guard = model, stepper, grammar, guard
         self.bar_id, self.cfg, self.prime, self.style = bar_id, cfg, prime, style
         self.n, self.bars, self.gen = n, bars, gen
         self.steer = steer  # steer.Steering: key, chords, melody (None: free)
+        # (logits (1, V), state, grammar state) after BOS + prime, when the caller has run
+        # the prime already (--form, section after section): every row starts from that one
+        # row's states.
+        self.primed = primed
         self.device = grammar.masks.device
         self.rows: list[Sampled] = []
 
@@ -86,15 +90,25 @@ class Sampling:
 
     def _start(self) -> None:
         g, dev, n = self.grammar, self.device, self.n
-        head = torch.tensor([[BOS] + self.prime] * n, device=dev)
         styles = torch.full((n,), self.style, device=dev)
-        logits, state = self.model(head, styles)
-        self.logits = logits[:, -1].float()
+        if self.primed is None:
+            head = torch.tensor([[BOS] + self.prime] * n, device=dev)
+            logits, state = self.model(head, styles)
+            self.logits = logits[:, -1].float()
+        else:
+            last, state, _ = self.primed
+            state = tuple(p.expand(*p.shape[:-2], n, p.shape[-1]) for p in state)
+            self.logits = last.float().expand(n, -1).clone()
         self.stepper.start(styles, state)
         self.state = self.stepper.state  # its tensors are updated in place by each step
-        gs = g.initial_state(n)
-        for t in self.prime:
-            gs = g.advance(gs, torch.full((n,), t, device=dev))
+        if self.primed is None:
+            gs = g.initial_state(n)
+            for t in self.prime:
+                gs = g.advance(gs, torch.full((n,), t, device=dev))
+        else:  # advancing updates some tensors in place: every row gets its own copy
+            one = self.primed[2]
+            gs = replace(one, **{f.name: getattr(one, f.name).expand(
+                n, *getattr(one, f.name).shape[1:]).clone() for f in fields(one)})
         self.gs = gs
         self.bars0, self.start_tick = gs.bars.tolist(), gs.bar_start.clone()
         self.first_bar = gs.bars.clone()

@@ -91,6 +91,7 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
         "likelihood": likelihood,
         "metrics": metrics.compare_stats([r["metrics"] for r in rows], corpus.stats),
         "originality": originality,
+        "form": form_of(scores, corpus),
         "collapse_rate": sum(r["collapsed"] for r in rows) / len(rows),
         "repairs": sum(r["repairs"] for r in rows),
         "samples": rows,
@@ -107,6 +108,19 @@ def run_evaluation(run_dir, data=None, samples: int = DEFAULT_SAMPLES,
         "timings": {**timings, "total": round(time.perf_counter() - t0, 2)},
     }
     return Evaluation(_json_safe(result), run_dir, scores, excerpts)
+
+
+def form_of(scores: list, corpus: Corpus) -> dict:
+    """The restatement measure (form.py) of the samples beside the reference music's: the
+    held-out files (all files when none is held out), each from its start."""
+    from lstmusic.evaluation import form
+
+    reference = [s for _, s in corpus.validation] or [s for _, s in corpus.train]
+    out = {"reference_files": len(reference), "near": form.NEAR}
+    for bars in form.BARS:
+        out[str(bars)] = {"samples": form.restatement(scores, bars),
+                          "reference": form.restatement(reference, bars)}
+    return out
 
 
 def _lap(t0: float, timings: dict) -> float:

@@ -58,7 +58,8 @@ def write_html(evaluation, path: Path, soundfont=None) -> Path:
              f"<h1>Evaluation of {_e(r['run']['path'])}</h1>",
              _settings_section(r), _curves_section(Path(evaluation.run_dir)),
              _likelihood_section(r["likelihood"]), _metrics_section(r),
-             _copies_section(r["originality"]), _collapse_section(r),
+             _copies_section(r["originality"]), _form_section(r.get("form")),
+             _collapse_section(r),
              _samples_section(evaluation, soundfont), "</body></html>"]
     atomic.write_bytes(Path(path), "\n".join(parts).encode())
     return Path(path)
@@ -130,6 +131,25 @@ def _metrics_section(r: dict) -> str:
             "training and held-out files; overlap is the shared area of the two per-piece "
             "distributions (1: indistinguishable).</p>"
             + _table(["statistic", "samples", "reference", "gap", "overlap"], rows))
+
+
+def _form_section(form: dict | None) -> str:
+    if not form:
+        return ""
+    rows = []
+    for key in ("16", "32"):
+        for who in ("samples", "reference"):
+            f = form[key][who]
+            rows.append([f"first {key} bars, {who}", f["bars_measured"],
+                         _num(f["mean_best_similarity"], 2),
+                         _num(f["near_restatement_share"], 2),
+                         _num(f["exact_restatement_share"], 2)])
+    return ("<h2 id='form'>Form: bars that restate earlier bars</h2><p>Each bar as its notes' "
+            "(16th-note onset, pitch), compared with every earlier bar but its neighbour; its "
+            f"best match kept. Near: a best match of at least {form['near']}; exact: note for "
+            f"note. The reference is {form['reference_files']} held-out files from their "
+            "start.</p>"
+            + _table(["", "bars", "mean best similarity", "near share", "exact share"], rows))
 
 
 def _copies_section(o: dict) -> str:

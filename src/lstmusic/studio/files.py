@@ -133,7 +133,7 @@ def result(job, index: int, report, entry: ModelEntry, files) -> dict:
     base = f"/api/jobs/{job.id}/{index}"
     figures = report.to_json()
     keep = ("bars", "notes", "distinct_pitches", "seconds", "resampled_bars", "repairs",
-            "loop", "redo")
+            "loop", "redo", "form")
     return {"index": index, "midi": f"{base}/mid", "wav": f"{base}/wav" if audio else None,
             "no_audio": _no_audio(audio, report, files),
             "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",

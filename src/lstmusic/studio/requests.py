@@ -169,7 +169,7 @@ def parse_request(params: dict, models: dict[str, ModelEntry], has_prime: bool,
     if role and role not in ROLES:
         raise UserError(f"upload_as must be one of {', '.join(ROLES)}, not {role[:20]!r}")
     # uncut: GenerateConfig refuses text over its limit in one line, as on the command line
-    steer = {k: str(params.get(k, "")).strip() for k in ("key", "chords", "redo_bars")}
+    steer = {k: str(params.get(k, "")).strip() for k in ("key", "chords", "redo_bars", "form")}
     files = {role: name} if role else {}
     if redo_name:
         files["redo"] = redo_name

@@ -98,7 +98,7 @@ async function generate(info, redo) {
   const params = new URLSearchParams();
   for (const id of ["model", "style", "bars", "variations", "temperature", "top_p", "seed",
                     "tempo", "program", "prime_bars", "key", "key_strength", "chords",
-                    "upload_as"]) {
+                    "form", "upload_as"]) {
     params.set(id, $(id).value);
   }
   params.set("loop", $("loop").checked ? "1" : "0");
@@ -155,6 +155,7 @@ function addCard(status, preload) {
   if (s.loop) title += ", loop";
   if (s.key) title += `, in ${s.key}`;
   if (s.chords) title += `, over ${s.chords}`;
+  if (s.form) title += `, form ${s.form}`;
   if (s.prime) title += `, continuing ${s.prime}`;
   if (s.melody) title += `, harmonising ${s.melody}`;
   if (s.redo) title += `, bars ${s.redo_bars} of ${s.redo} redone`;
