@@ -138,6 +138,7 @@ def test_form_lengths_are_read_and_the_report_says_where_sections_start(composer
     (["--form", "A0"], "1 to 1000 bars"),
     (["--form", "1A"], "is not a section"),
     (["--form", "A+13"], "at most 12 semitones"),
+    (["--form", "A\u0663"], "is not a section"),  # an Arabic-Indic 3: digits are ASCII
     (["--form", "A600 B600"], "over the 1000-bar limit"),
     (["--form", "A" * 65], "1 to 64 sections"),
     (["--form", "AABA", "--loop"], "does not combine with --loop"),

@@ -328,7 +328,7 @@ MAX_BARS = 1000  # of a generated piece: over an hour at most tempos
 
 
 MAX_SECTIONS = 64
-FORM_SECTION = re.compile(r"([A-Za-z])(')?(\d{1,4})?([+-]\d{1,2})?")
+FORM_SECTION = re.compile(r"([A-Za-z])(')?([0-9]{1,4})?([+-][0-9]{1,2})?")  # ASCII digits
 
 
 @dataclass(frozen=True)
