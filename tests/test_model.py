@@ -146,3 +146,49 @@ def test_missing_or_damaged_run_folders_are_one_line_errors(tmp_path):
         load_run(tmp_path / "nope")
     with pytest.raises(UserError, match="not a run folder"):
         load_run(tmp_path)
+
+
+# ------------------------------------------------------------------ --lookback
+def _lookback_model():
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=30, embed_dim=16, hidden_dim=16, layers=2, lookback_bar=4,
+                      pitch_classes=True, dropout=0.0)
+    model = MusicLSTM(cfg, (torch.rand(30, 12).round(), torch.randint(0, 10, (30,))))
+    with torch.no_grad():
+        model.lookback_in.weight.normal_(0, 0.3)  # starts at zero; here: something to see
+    return model.eval()
+
+
+# BOS, then bars (Bar = 4): [4 5 6 7] [4 8 9] [4 5 6 7] [4 8 9 10] [4 5 6]
+BARRED = [1, 4, 5, 6, 7, 4, 8, 9, 4, 5, 6, 7, 4, 8, 9, 10, 4, 5, 6]
+
+
+def test_lookback_shows_what_came_next_at_the_same_place_bars_before():
+    back = _lookback_model().lookback_ids(torch.tensor([BARRED]))[0].tolist()
+    assert back[:5] == [[0, 0, 0]] * 5  # the first bar has none before it
+    assert back[8] == [8, 5, 0]  # bar 3's Bar: bar 2 went on with 8, bar 1 with 5
+    assert back[9] == [9, 6, 0]  # bar 3 restates bar 1: two bars back says what comes next
+    assert back[11] == [0, 0, 0]  # past the end of bars 2 and 1
+    assert back[16] == [8, 5, 5]  # bar 5: after the Bar of bar 4 came 8, of bars 3 and 1 5
+
+
+def test_lookback_stepping_gives_the_logits_of_the_whole_window():
+    from lstmusic.model.network import Lookback
+
+    model = _lookback_model()
+    ids = torch.tensor([BARRED])
+    whole, _ = model(ids, torch.tensor([0]))
+    stepper = Stepper(model)
+    _, state = model(ids[:, :5], torch.tensor([0]))
+    stepper.start(torch.tensor([0]), state)
+    back = Lookback(4, [BARRED[:5]])
+    stepped = [stepper.step(torch.tensor([t]), back.ids([t], "cpu")).clone()
+               for t in BARRED[5:]]
+    assert torch.allclose(torch.stack(stepped, 1), whole[:, 5:].detach(), atol=1e-5)
+
+
+def test_a_run_without_lookback_reads_as_before():
+    cfg = ModelConfig(vocab_size=30, embed_dim=16, hidden_dim=16, layers=1)
+    assert cfg.lookback_bar == -1 and "lookback_in.weight" not in MusicLSTM(cfg).state_dict()
+    with pytest.raises(UserError, match="lookback_bar"):
+        ModelConfig(vocab_size=30, lookback_bar=30)

@@ -197,9 +197,16 @@ class ModelConfig:
     # decaying histogram of the pitch classes read so far (see model.MusicLSTM): without
     # them a REMI model learns register and contour but not key. False in runs made before.
     pitch_classes: bool = False
+    # Learned repetition: the id of the Bar token when the input also carries what came
+    # next, one, two and four bars earlier, at the same place in the bar (see
+    # model.MusicLSTM.lookback_ids); -1: off, as in runs made before.
+    lookback_bar: int = -1
 
     def __post_init__(self):
         check_types(self, lambda f: f"model {f.name}")
+        if not -1 <= self.lookback_bar < self.vocab_size:
+            raise UserError(f"model lookback_bar must be -1 or a token id, not "
+                            f"{shown(self.lookback_bar)}")
         for name, (lo, hi) in MODEL_LIMITS.items():
             if not lo <= getattr(self, name) <= hi:
                 raise UserError(f"model {name} must be {lo:,}..{hi:,}, not "
@@ -217,7 +224,9 @@ class ModelConfig:
         v, e, h = self.vocab_size, self.embed_dim, self.hidden_dim
         lstm = sum(4 * h * ((e if i == 0 else h) + h + 2) for i in range(self.layers))
         pitch = (12 * e) * 2 + 11 * e + e if self.pitch_classes else 0
-        return v * e + self.n_styles * e + lstm + (0 if self.tied else h * v) + v + pitch
+        lookback = 3 * e * e if self.lookback_bar >= 0 else 0
+        return (v * e + self.n_styles * e + lstm + (0 if self.tied else h * v) + v + pitch
+                + lookback)
 
     @classmethod
     def from_preset(cls, preset: str, vocab_size: int, n_styles: int, **overrides):
@@ -255,6 +264,9 @@ class TrainConfig:
     pitch_classes: bool = opt(True, "key-aware pitch inputs: pitch-class and octave embeddings "
                                     "and a history of the pitch classes heard (off: the plain "
                                     "network)")
+    lookback: bool = opt(False, "learned repetition: the network also sees what came next 1, "
+                                "2 and 4 bars earlier at the same place in the bar (tokenizers "
+                                "with a Bar token: remi)")
     # batch_size x seq_len is also capped, at MAX_STEP_TOKENS
     seq_len: int = opt(128, "tokens per training window", limits=(1, 16_384))
     batch_size: int = opt(32, "windows per step (per process under torchrun)",
@@ -317,10 +329,13 @@ class TrainConfig:
                             f"{self.batch_size * self.seq_len:,} tokens a step, over the "
                             f"{MAX_STEP_TOKENS:,} limit")
 
-    def model_config(self, vocab_size: int, n_styles: int) -> ModelConfig:
+    def model_config(self, vocab_size: int, n_styles: int, bar_id: int = -1) -> ModelConfig:
+        """The network these options ask for; `bar_id`: the vocabulary's Bar token (-1 if it
+        has none), which --lookback needs."""
         sizes = {k: getattr(self, k) for k in ("embed_dim", "hidden_dim", "layers", "dropout",
                                                "pitch_classes")}
         return ModelConfig.from_preset(self.preset, vocab_size, n_styles,
+                                       lookback_bar=bar_id if self.lookback else -1,
                                        **{k: v for k, v in sizes.items() if v is not None})
 
 

@@ -22,6 +22,7 @@ import torch
 
 from lstmusic.common.config import BOS, EOS, GenerateConfig
 from lstmusic.compose.guard import MAX_RETRIES, MAX_SILENT_BARS, Guard
+from lstmusic.model.network import Lookback
 from lstmusic.tokens.grammar import Grammar
 
 PROGRESS_EVERY = 32  # steps between yields of the share done
@@ -101,6 +102,8 @@ class Sampling:
             self.logits = last.float().expand(n, -1).clone()
         self.stepper.start(styles, state)
         self.state = self.stepper.state  # its tensors are updated in place by each step
+        bar = self.model.cfg.lookback_bar  # --lookback: what came next, bars before
+        self.back = Lookback(bar, [[BOS] + self.prime] * n) if bar >= 0 else None
         if self.primed is None:
             gs = g.initial_state(n)
             for t in self.prime:
@@ -157,7 +160,10 @@ class Sampling:
         self.gs = g.advance(self.gs, tok)
         if self.steer is not None:
             self.steer.record(tok, forced, (self.gs.now != now).tolist())
-        self.logits = self.stepper.step(tok)
+        if self.back is None:
+            self.logits = self.stepper.step(tok)
+        else:
+            self.logits = self.stepper.step(tok, self.back.ids(tok.tolist(), dev))
         after = self.gs.bars.tolist()
         for b, t in enumerate(tok.tolist()):
             row = rows[b]
@@ -182,6 +188,8 @@ class Sampling:
             row.explore = True
             self._restore(b, row.snap)
             del row.ids[row.snap["len"]:]
+            if self.back is not None:
+                self.back.reset(b, [BOS] + self.prime + row.ids)
             return
         row.retries = 0
         row.explore = False

@@ -23,11 +23,12 @@ from torch import nn
 
 from lstmusic.common.config import NO_OCTAVE, PAD, PRESETS, ModelConfig
 
-__all__ = ["PRESETS", "ModelConfig", "MusicLSTM", "Stepper"]
+__all__ = ["PRESETS", "Lookback", "ModelConfig", "MusicLSTM", "Stepper"]
 
 # (h, c), each (layers, B, hidden_dim), and with pitch_classes the histogram (B, 12)
 State = tuple[torch.Tensor, ...]
 HISTORY_DECAY = 0.98  # per token: the pitch-class histogram remembers ~50 tokens (~15 notes)
+LOOKBACK = (1, 2, 4)  # bars back that --lookback shows the network (Magenta's Lookback RNN: 1, 2)
 
 
 class MusicLSTM(nn.Module):
@@ -54,6 +55,10 @@ class MusicLSTM(nn.Module):
                 self.octave_embed.weight[NO_OCTAVE].zero_()
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         self.style = nn.Embedding(cfg.n_styles, cfg.embed_dim)
+        if cfg.lookback_bar >= 0:  # zero: a network given these inputs starts as it was
+            self.lookback_in = nn.Linear(len(LOOKBACK) * cfg.embed_dim, cfg.embed_dim,
+                                         bias=False)
+            nn.init.zeros_(self.lookback_in.weight)
         self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden_dim, cfg.layers, batch_first=True,
                             dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
@@ -98,11 +103,37 @@ class MusicLSTM(nn.Module):
             x = x + self.history_in(hist / hist.sum(-1, keepdim=True).clamp(min=1e-6))
         if style is not None:
             x = x + self.style(style)[:, None, :]
+        if self.cfg.lookback_bar >= 0:
+            back = self.lookback_ids(ids)  # (B, T, lags)
+            seen = F.embedding(back, table) * (back != PAD)[..., None]
+            x = x + self.lookback_in(seen.flatten(2))
         y, (h, c) = self.lstm(self.drop(x), None if state is None else tuple(state[:2]))
         y = self.drop(y)  # (B, T, H)
         # Tied: the output matrix is the input embedding, pitch-class and octave rows included.
         logits = F.linear(y, table, self.head.bias) if self.cfg.tied else self.head(y)
         return logits, ((h, c, hist[:, -1]) if self.cfg.pitch_classes else (h, c))
+
+    def lookback_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T, len(LOOKBACK)): for each position, the token that came next after the same
+        place (the same token count from the bar's start) 1, 2 and 4 bars earlier, PAD where
+        that bar is not in `ids` or was shorter. Bars are told by the Bar token; a restated
+        bar is then read one token ahead, which is what a network needs to restate it. (Bars
+        before a window, or before a state carried in, are not seen: windows of --seq-len
+        hold a few bars; generation, stepping, sees the whole piece: `Lookback`.)"""
+        B, T = ids.shape
+        bars = torch.cumsum(ids == self.cfg.lookback_bar, 1) - 1  # (B, T) bar of each token
+        starts = torch.full((B, T + 1), T, dtype=torch.long, device=ids.device)
+        at = torch.arange(T, device=ids.device).expand(B, T)
+        where = ids == self.cfg.lookback_bar
+        starts[where.nonzero(as_tuple=True)[0], bars[where]] = at[where]
+        k = at - starts.gather(1, bars.clamp(min=0))  # place in the bar
+        out = []
+        for lag in LOOKBACK:
+            prev = bars - lag
+            src = starts.gather(1, prev.clamp(min=0)) + k + 1
+            ok = (prev >= 0) & (src < starts.gather(1, (prev + 1).clamp(min=0)))
+            out.append(torch.where(ok, ids.gather(1, src.clamp(max=T - 1)), PAD))
+        return torch.stack(out, -1)
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, style: torch.Tensor | None = None,
@@ -186,6 +217,14 @@ class Stepper:
                 self.history_in = model.history_in.weight.t() @ w_ih[0]  # (12, 4H)
                 bias[0] = bias[0] + model.history_in.bias @ w_ih[0]
             self.table = torch.addmm(bias[0], embed, w_ih[0])  # (V, 4H)
+            # --lookback: each lag's input, folded into layer 0's gates as a (V, 4H) table
+            # too (PAD's row zero: nothing seen there)
+            self.lookback = []
+            if cfg.lookback_bar >= 0:
+                for w in model.lookback_in.weight.t().chunk(len(LOOKBACK)):  # (E, E) each
+                    lag = embed @ w @ w_ih[0]
+                    lag[PAD] = 0
+                    self.lookback.append(lag)
             self.style_in = model.style.weight @ w_ih[0]  # (styles, 4H)
             self.w_ih, self.bias = [None, *w_ih[1:]], [None, *bias[1:]]
             out = embed if cfg.tied else model.head.weight
@@ -205,14 +244,17 @@ class Stepper:
         self.cell = self.table.new_empty(batch, self.hidden)
         self.logits = self.head_b.new_empty(batch, len(self.head_b))
 
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
-        """One token per sequence: ids (B,) -> logits (B, V); `h` and `c` move on. (No
+    def step(self, ids: torch.Tensor, lookback: torch.Tensor | None = None) -> torch.Tensor:
+        """One token per sequence: ids (B,) -> logits (B, V); `h` and `c` move on. With
+        --lookback, `lookback` (B, lags) is what `Lookback.ids` gives for these tokens. (No
         autograd to switch off: no tensor here requires grad.)"""
         g, n = self.gates, self.hidden
         for k in range(self.layers):
             h, c = self.h[k], self.c[k]
             if k == 0:
                 torch.index_select(self.table, 0, ids, out=g).add_(self.style0)
+                for j, table in enumerate(self.lookback):
+                    g.add_(table.index_select(0, lookback[:, j]))
                 if self.pitch:
                     self.hist.mul_(HISTORY_DECAY).add_(self.pitch_class_of[ids])
                     total = self.hist.sum(-1, keepdim=True).clamp_(min=1e-6)
@@ -225,3 +267,42 @@ class Stepper:
             c.mul_(g[:, n:2 * n]).addcmul_(g[:, :n], g[:, 3 * n:])  # c = f * c + i * g
             torch.mul(torch.tanh(c, out=self.cell), g[:, 2 * n:3 * n], out=h)  # h = o * tanh(c)
         return torch.addmm(self.head_b, self.h[-1], self.head_w, out=self.logits)
+
+
+class Lookback:
+    """`MusicLSTM.lookback_ids` one token at a time, for rows being sampled: each row's
+    tokens so far (BOS and the prime included) and where its bars start."""
+
+    def __init__(self, bar_id: int, rows: list[list[int]]):
+        self.bar = bar_id
+        self.seqs: list[list[int]] = []
+        self.starts: list[list[int]] = []
+        for b, row in enumerate(rows):
+            self.reset(b, row)
+
+    def reset(self, b: int, tokens: list[int]) -> None:
+        """Row b's tokens are now `tokens` (at the start, or after a bar was sent back)."""
+        while len(self.seqs) <= b:
+            self.seqs.append([])
+            self.starts.append([])
+        self.seqs[b] = list(tokens)
+        self.starts[b] = [i for i, t in enumerate(tokens) if t == self.bar]
+
+    def ids(self, tokens: list[int], device) -> torch.Tensor:
+        """Append one token to each row; (B, lags): what came next, at the same place, 1, 2
+        and 4 bars before each of them."""
+        out = []
+        for seq, starts, t in zip(self.seqs, self.starts, tokens, strict=True):
+            if t == self.bar:
+                starts.append(len(seq))
+            seq.append(t)
+            row = []
+            for lag in LOOKBACK:
+                prev = len(starts) - 1 - lag
+                if prev < 0:
+                    row.append(PAD)
+                    continue
+                src = starts[prev] + (len(seq) - 1 - starts[-1]) + 1
+                row.append(seq[src] if src < starts[prev + 1] else PAD)
+            out.append(row)
+        return torch.tensor(out, device=device)

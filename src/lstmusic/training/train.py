@@ -208,7 +208,10 @@ def _init_from(src: str, cfg: TrainConfig, vocab: list[str], styles: list[str]) 
                         f"({src_run.tokenizer_name}, {len(src_run.vocab)} tokens) than this "
                         f"dataset ({len(vocab)} tokens); prepare the data with the same "
                         "tokenizer")
-    model_cfg = replace(src_model.cfg, n_styles=len(styles),
+    # --lookback adds its inputs to a network without them (they start at zero: the start
+    # model's predictions are kept until they are learned)
+    bar = Vocabulary(vocab).bar_id if cfg.lookback else src_model.cfg.lookback_bar
+    model_cfg = replace(src_model.cfg, n_styles=len(styles), lookback_bar=bar,
                         dropout=src_model.cfg.dropout if cfg.dropout is None else cfg.dropout)
     model = MusicLSTM(model_cfg, Vocabulary(vocab).tables())
     state = {k: v for k, v in src_model.state_dict().items() if k != "style.weight"}
@@ -332,8 +335,9 @@ def start_from(cfg: TrainConfig, vocab: list[str], log) -> TrainConfig:
 def _model(cfg: TrainConfig, data: TrainingData) -> MusicLSTM:
     if cfg.init_from:
         return _init_from(cfg.init_from, cfg, data.vocab, data.styles)
-    tables = Vocabulary(data.vocab).tables()
-    return MusicLSTM(cfg.model_config(len(data.vocab), len(data.styles)), tables)
+    vocab = Vocabulary(data.vocab)
+    return MusicLSTM(cfg.model_config(len(data.vocab), len(data.styles), vocab.bar_id),
+                     vocab.tables())
 
 
 @dataclass
