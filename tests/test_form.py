@@ -141,7 +141,7 @@ def test_form_lengths_are_read_and_the_report_says_where_sections_start(composer
     (["--form", "A\u0663"], "is not a section"),  # an Arabic-Indic 3: digits are ASCII
     (["--form", "A600 B600"], "over the 1000-bar limit"),
     (["--form", "A" * 65], "1 to 64 sections"),
-    (["--form", "AABA", "--loop"], "does not combine with --loop"),
+    (["--form", "AABA", "--tokens", "100"], "does not combine with --tokens"),
     (["--form", "AABA", "--redo", "x.mid", "--redo-bars", "1-2"], "does not combine"),
 ])
 def test_a_bad_form_is_one_line_and_nothing_is_written(tmp_path, capsys, args, says):
@@ -152,3 +152,23 @@ def test_a_bad_form_is_one_line_and_nothing_is_written(tmp_path, capsys, args, s
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
     assert not out.exists()
+
+
+def test_a_form_loops_and_its_chords_run_on_across_sections(composer):
+    from lstmusic.compose.steer import parse_chords
+
+    comp = composer.generate(form="A2 B3 A2", loop=True, chords="C F G", seed=5)
+    piece = comp.pieces[0]
+    assert [s["bar"] for s in piece.report.form] == [1, 3, 6]
+    # chords count from the piece's first bar, not from each section's
+    tones = [bar[0] for bar in parse_chords("C F G")]  # the pitch classes of each chord
+    from lstmusic.music import measure
+
+    score = piece.score
+    heard = []
+    for bar in (3, 4, 5):  # B: bars 3-5 take the 3rd, 1st and 2nd chords
+        start = measure.bar_start(score, bar)
+        on = {n.pitch % 12 for t in score.tracks for n in t.notes if n.time == start}
+        assert on <= tones[(bar - 1) % 3], (bar, on)
+        heard.append(on)
+    assert all(heard)  # a chord tone on every downbeat: the rule was tested

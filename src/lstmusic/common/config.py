@@ -474,7 +474,7 @@ class GenerateConfig:
         if self.form:
             self.form_sections()  # checks the form
             others = [name for name, on in (("--melody", self.melody), ("--redo", self.redo),
-                                            ("--loop", self.loop), ("--tokens", self.tokens),
+                                            ("--tokens", self.tokens),
                                             ("--seconds", self.seconds)) if on]
             if others:
                 raise UserError(f"--form sets the piece's sections and length; it does not "

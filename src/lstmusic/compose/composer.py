@@ -165,13 +165,13 @@ class Composer:
         t0 = time.perf_counter()
         # --form samples one row at a time but for the seams' one bar: threads would only
         # slow its steps
-        at_once = loop_candidates(cfg.n) if cfg.loop else 1 if cfg.form else cfg.n
+        at_once = 1 if cfg.form else loop_candidates(cfg.n) if cfg.loop else cfg.n
         with cpu_steps(self.device, at_once):
-            if cfg.loop:
-                rows, loops = yield from self._loop(cfg, prime, style, bars, gen)
-            elif cfg.form:
+            if cfg.form:  # with --loop, its last bar is chosen to lead back to the start
                 rows, layouts = yield from form.compose(self, cfg, prime, style, gen, steer)
                 loops = [None] * cfg.n
+            elif cfg.loop:
+                rows, loops = yield from self._loop(cfg, prime, style, bars, gen)
             else:
                 sampling = self.sampling(cfg, prime, style, cfg.n, bars, gen, steer)
                 yield from sampling
@@ -187,9 +187,10 @@ class Composer:
 
     def sampling(self, cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
                  gen: torch.Generator, steer: Steering | None = None,
-                 primed: tuple | None = None) -> Sampling:
+                 primed: tuple | None = None, first_bar: int | None = None) -> Sampling:
         return Sampling(self.model, self.stepper, self.grammar, self.guard,
-                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen, steer, primed)
+                        self.vocabulary.bar_id, cfg, prime, style, n, bars, gen, steer, primed,
+                        first_bar)
 
     def _steering(self, cfg: GenerateConfig) -> Steering | None:
         """The key, chords and melody asked for, as rules for the sampler (None: none)."""

@@ -62,7 +62,9 @@ def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer,
     layout, bar, resampled = [], 1, 0
     total = sum(s.bars for s in sections)
     run = _Context(composer.model, composer.grammar, style, composer.grammar.masks.device)
-    start = float(run.after(prime)[2].bar_start[0]) / composer.grammar.tpq
+    primed = run.after(prime)[2]
+    start = float(primed.bar_start[0]) / composer.grammar.tpq
+    run.first_bar = int(primed.bars[0])
     for k, sec in enumerate(sections):
         share0 = (bar - 1) / total
         statement = first.get(sec.letter)
@@ -74,6 +76,8 @@ def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer,
         still = sec.bars - (len(part.marks) - 1)
         if still > 0:
             after = _next_restatement(sections, k, first, sec, part, shifts)
+            if cfg.loop and k == len(sections) - 1 and first:  # the end leads to the start
+                after = first[sections[0].letter].ids[:SEAM_TOKENS]
             written = yield from _write(composer, cfg, prime + new + part.ids, style, still,
                                         gen, steer, after, share0, sec.bars / total, run)
             resampled += written[1]
@@ -121,7 +125,7 @@ def _sample(composer, cfg, context, style, bars, n, gen, steer, share0, weight, 
     # empty one dropped.
     extra = int(bool(context) and composer.vocabulary.bar_id >= 0)
     sampling = composer.sampling(cfg, context, style, n, bars + extra, gen, steer,
-                                 primed=run.after(context))
+                                 primed=run.after(context), first_bar=run.first_bar)
     for share in sampling:
         yield share0 + weight * share
     parts = []
@@ -142,6 +146,7 @@ class _Context:
         self.style = torch.tensor([style], device=device)
         self.done: list[int] = []
         self.last = self.state = self.gs = None
+        self.first_bar = 0  # the grammar's bar count where the piece starts (after a prime)
 
     @torch.inference_mode()
     def after(self, ids: list[int]) -> tuple:

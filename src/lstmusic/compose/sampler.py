@@ -65,7 +65,8 @@ class Sampling:
 
     def __init__(self, model, stepper, grammar: Grammar, guard: Guard, bar_id: int,
                  cfg: GenerateConfig, prime: list[int], style: int, n: int, bars: int,
-                 gen: torch.Generator, steer=None, primed: tuple | None = None):
+                 gen: torch.Generator, steer=None, primed: tuple | None = None,
+                 first_bar: int | None = None):
         self.model, self.stepper, self.grammar, self.guard = model, stepper, grammar, guard
         self.bar_id, self.cfg, self.prime, self.style = bar_id, cfg, prime, style
         self.n, self.bars, self.gen = n, bars, gen
@@ -74,6 +75,9 @@ class Sampling:
         # the prime already (--form, section after section): every row starts from that one
         # row's states.
         self.primed = primed
+        # the bar count the chords are counted from (--form: the piece's start, so that a
+        # progression runs on across its sections); None: where this sampling starts
+        self.first_bar_at = first_bar
         self.device = grammar.masks.device
         self.rows: list[Sampled] = []
 
@@ -114,7 +118,8 @@ class Sampling:
                 n, *getattr(one, f.name).shape[1:]).clone() for f in fields(one)})
         self.gs = gs
         self.bars0, self.start_tick = gs.bars.tolist(), gs.bar_start.clone()
-        self.first_bar = gs.bars.clone()
+        self.first_bar = gs.bars.clone() if self.first_bar_at is None else \
+            torch.full_like(gs.bars, self.first_bar_at)
         if self.steer is not None:
             self.steer.start(n)
         self.limit = self.cfg.tokens or self.bars * MAX_BAR_TOKENS
