@@ -172,3 +172,10 @@ def test_a_form_loops_and_its_chords_run_on_across_sections(composer):
         assert on <= tones[(bar - 1) % 3], (bar, on)
         heard.append(on)
     assert all(heard)  # a chord tone on every downbeat: the rule was tested
+
+
+def test_generate_says_where_each_section_starts(tmp_path, capsys):
+    from lstmusic.cli import main
+
+    assert main(["generate", "-o", str(tmp_path / "f.mid"), "--form", "A2 B2 A2"]) == 0
+    assert "; form A@1 B@3 A@5" in capsys.readouterr().out

@@ -173,6 +173,8 @@ def cmd_generate(args) -> int:
                       f"{r['loop']['median_bar_nll']:.2f}")
         if "redo" in r:
             extra += _redo_line(r["redo"])
+        if "form" in r:
+            extra += "; form " + " ".join(f"{s['section']}@{s['bar']}" for s in r["form"])
         print(f"wrote {r['path']}: {r['bars']} bars, {r['notes']} notes, {r['seconds']:.1f} s, "
               f"{r['distinct_pitches']} pitches, {r['resampled_bars']} bars resampled, "
               f"{r['repairs']} repairs{extra}"
