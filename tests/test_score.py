@@ -3,6 +3,7 @@ signature of the piece's key, its own title, and engraved SVG pages with every n
 
 import re
 
+import numpy as np
 import pytest
 from conftest import make_score, piano_piece, write_midi
 
@@ -131,3 +132,21 @@ def test_a_classic_piece_reads_back_on_its_half_beat_step(tmp_path):
     assert _match(piece, files[0]) == 1.0
     _, notes = _read_back(files[0])
     assert {onset % 0.5 for onset, _, _ in notes} == {0}
+
+
+@pytest.mark.parametrize("tonic, pitches, sharps", [
+    ("C# major", [61, 63, 65, 66, 68, 70, 72, 73], -5),  # written Db major
+    ("Ab minor", [68, 70, 71, 73, 75, 76, 78, 80], 5),  # written G# minor
+    ("F# major", [66, 68, 70, 71, 73, 75, 77, 78], 6),  # a tie: kept as estimated
+])
+def test_a_key_is_written_with_the_fewest_accidentals_and_every_note_keeps_its_octave(
+        tmp_path, tonic, pitches, sharps):
+    from music21 import converter, key
+
+    notes = [(p, 80, i * 480, i * 480 + 480) for i, p in enumerate(pitches + pitches[::-1])]
+    score = make_score([(0, False, notes)])
+    assert midi_io.estimate_key(np.array(pitches * 2), np.ones(16)) == tonic  # as estimated
+    path = sheet.write_musicxml(score, tmp_path / "scale.musicxml", "scale")
+    parsed = converter.parse(str(path))
+    assert [k.sharps for k in parsed.recurse().getElementsByClass(key.KeySignature)][0] == sharps
+    assert [n.pitch.midi for n in parsed.recurse().notes] == pitches + pitches[::-1]

@@ -87,6 +87,20 @@ def _spelling(key):
     return {pc: names.get(pc, default[pc]) for pc in range(12)}
 
 
+def fewest_accidentals(tonic: str, mode: str):
+    """The music21 Key of `tonic` `mode`, or of its enharmonic twin when that has fewer
+    accidentals: C# major (7 sharps) is written Db major (5 flats), Ab minor (7 flats) G#
+    minor (5 sharps); on a tie (F# / Gb major) the key as estimated."""
+    from music21 import key, pitch
+
+    k = key.Key(tonic.replace("b", "-"), mode)
+    twin = pitch.Pitch(k.tonic.name).getEnharmonic()
+    if twin is None or twin.name == k.tonic.name or len(twin.name) > 2:  # no Bbb, no E#
+        return k
+    other = key.Key(twin.name, mode)
+    return other if abs(other.sharps) < abs(k.sharps) else k
+
+
 def to_music21(score, title: str):
     """A music21 Score of a symusic score (see the module's docstring)."""
     from music21 import clef, instrument, key, layout, metadata, meter, note, stream, tempo
@@ -97,8 +111,7 @@ def to_music21(score, title: str):
         raise UserError("no notes to write as a score")
     arr = np.array([[float(o), float(d), p] for o, d, p, _ in notes])
     name = midi_io.estimate_key(arr[:, 2].astype(int), arr[:, 1])
-    tonic, mode = name.split()
-    k = key.Key(tonic.replace("b", "-"), mode)
+    k = fewest_accidentals(*name.split())
     spell = _spelling(k)
     out = stream.Score()
     out.metadata = metadata.Metadata(title=title, composer="lstmusic")
