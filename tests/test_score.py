@@ -150,3 +150,25 @@ def test_a_key_is_written_with_the_fewest_accidentals_and_every_note_keeps_its_o
     parsed = converter.parse(str(path))
     assert [k.sharps for k in parsed.recurse().getElementsByClass(key.KeySignature)][0] == sharps
     assert [n.pitch.midi for n in parsed.recurse().notes] == pitches + pitches[::-1]
+
+
+def _played_seconds(score, marks) -> float:
+    tpq, end = score.ticks_per_quarter, int(score.end())
+    starts = [t for t, _ in marks] + [end]
+    return sum((b - a) / tpq * 60 / q for (a, q), b in zip(marks, starts[1:], strict=True))
+
+
+def test_a_tempo_curve_is_a_few_marks_that_play_as_long_as_the_midi(tmp_path):
+    bar = 4 * 480
+    notes = [(60 + i % 12, 80, i * 480, i * 480 + 480) for i in range(4 * 16)]  # 16 bars
+    curve = [(i * 120, 120 - i) for i in range(40)]  # a ritardando: 40 steps over 2.5 bars
+    curve += [(12 * bar, 60.0)]  # and a sudden change at bar 13
+    score = make_score([(0, False, notes)], tempos=curve)
+    marks = sheet.tempo_marks(score)
+    assert len(marks) <= 3 and marks[-1][0] == 12 * bar and round(marks[-1][1]) == 60
+    assert _played_seconds(score, marks) == pytest.approx(midi_io.duration_seconds(score),
+                                                          rel=1e-3)
+    from music21 import converter, tempo
+
+    parsed = converter.parse(str(sheet.write_musicxml(score, tmp_path / "t.musicxml", "t")))
+    assert len(list(parsed.recurse().getElementsByClass(tempo.MetronomeMark))) == len(marks)

@@ -181,12 +181,48 @@ def _metre_and_tempo(staff, score, meter, tempo) -> None:
                          meter.TimeSignature(f"{num}/{den}"))
             last = (num, den)
     qpm = None
-    for t in score.tempos if tempo else []:  # the tempo once, above the top staff
-        q = round(float(t.qpm))
-        if q != qpm:
-            staff.insert(Fraction(round(t.time / tpq / GRID)) * GRID,
-                         tempo.MetronomeMark(number=q))
-            qpm = q
+    for time, q in tempo_marks(score) if tempo else []:  # above the top staff only
+        if round(q) != qpm:
+            staff.insert(Fraction(round(time / tpq / GRID)) * GRID,
+                         tempo.MetronomeMark(number=round(q)))
+            qpm = round(q)
+
+
+# A tempo this much away from the last mark's is a new mark, at most every MARK_BARS bars
+# (a played tempo breathes by ±10 % from beat to beat: a player reads that from "rubato",
+# not from a mark a bar); a SUDDEN change is marked where it happens.
+TEMPO_CHANGE, SUDDEN, MARK_BARS = 0.15, 0.3, 4
+
+
+def tempo_marks(score) -> list[tuple[int, float]]:
+    """(tick, quarter notes a minute) of each tempo mark a player should read: where the
+    tempo moves SUDDEN from the last mark, or TEMPO_CHANGE at least MARK_BARS bars on. Each
+    mark's tempo is the mean of the MIDI's tempos until the next mark, weighted so that the
+    score plays exactly as long as the MIDI (In_Zanarkand's 560 tempo events are 14 marks,
+    and the score still plays its 163 s)."""
+    from lstmusic.music import measure
+
+    tpq = score.ticks_per_quarter
+    events = sorted((int(t.time), float(t.qpm)) for t in score.tempos if t.qpm > 0)
+    if not events or events[0][0] > 0:
+        events.insert(0, (0, events[0][1] if events else 120.0))
+    end = max(int(score.end()), events[-1][0] + 1)
+    starts, ref = [0], events[0][1]
+    for time, q in events[1:]:
+        change = abs(q - ref) / ref
+        gap = measure.bar_at(score, time) - measure.bar_at(score, starts[-1])
+        if change >= SUDDEN and gap >= 1 or change >= TEMPO_CHANGE and gap >= MARK_BARS:
+            starts.append(time)
+            ref = q
+    marks = []
+    for s, e in zip(starts, starts[1:] + [end], strict=True):
+        seconds = 0.0
+        for (t0, q), (t1, _) in zip(events, events[1:] + [(end, 0)], strict=True):
+            lo, hi = max(t0, s), min(t1, e)
+            if hi > lo:
+                seconds += (hi - lo) / tpq * 60 / q
+        marks.append((s, (e - s) / tpq * 60 / seconds if seconds else events[0][1]))
+    return marks
 
 
 def write_musicxml(score, path: Path, title: str) -> Path:
