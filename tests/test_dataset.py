@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,3 +304,23 @@ def test_a_collection_of_tunes_gives_one_piece_per_tune(tmp_path):
     shutil.rmtree(tmp_path / "ds")
     again = prepare(cfg)  # from the per-file cache: the same pieces
     assert again.totals.cached_files == 4 and again.files == m.files
+
+
+def test_a_transposing_part_is_read_at_sounding_pitch(tmp_path):
+    # The MusicXML test suite's 72a: a clarinet in Bb and a horn in F written D4 and G4
+    # sound C4 with the piano's C4.
+    from music21 import instrument, meter, note, stream
+
+    from lstmusic.music import midi_io
+
+    score = stream.Score()
+    for inst, written in ((instrument.Piano(), "C4"), (instrument.Clarinet(), "D4"),
+                          (instrument.Horn(), "G4")):
+        part = stream.Part()
+        part.insert(0, inst)
+        part.append(meter.TimeSignature("4/4"))
+        part.append(note.Note(written, quarterLength=4))
+        part.atSoundingPitch = False
+        score.insert(0, part)
+    path = Path(score.write("musicxml", tmp_path / "transposing.musicxml"))
+    assert [[n.pitch for n in t.notes] for t in midi_io.read(path).tracks] == [[60]] * 3

@@ -39,8 +39,9 @@ TOKENS = "tokens.npy"
 TOKENIZER = "tokenizer.json"
 # Bump when the way a file becomes tokens changes, so stale cache entries are not reused.
 # 2: a file is a list of pieces (one per tune of a collection); 3: scores are read by
-# midi_io.from_music21 (as written, repeats not unrolled).
-CACHE_VERSION = 3
+# midi_io.from_music21 (as written, repeats not unrolled); 4: at sounding pitch (a
+# transposing instrument's part is no longer read as written).
+CACHE_VERSION = 4
 # What a dataset's JSON files may weigh when read back (a Lakh-size manifest is ~100 MB).
 MAX_MANIFEST_BYTES = 1 << 30
 MAX_TOKENIZER_BYTES = 64 << 20

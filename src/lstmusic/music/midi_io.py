@@ -329,7 +329,7 @@ def _score_of(stream) -> symusic.Score:
 
     out = symusic.Score(TICKS_PER_QUARTER)
     for part in list(getattr(stream, "parts", [])) or [stream]:
-        notes = _part_notes(part.flatten())
+        notes = _part_notes(_sounding(part).flatten())
         if notes:
             track = symusic.Track(name="", program=0, is_drum=False)
             a = np.array(notes, dtype=np.int64)
@@ -355,6 +355,18 @@ def _score_of(stream) -> symusic.Score:
     for at, (num, den) in sorted(metres.items()):
         out.time_signatures.append(symusic.TimeSignature(at, num, den))
     return out
+
+
+def _sounding(part):
+    """A part as it sounds. A transposing instrument (a clarinet in Bb, a horn in F) is
+    written a step or more from its sound, and music21 reads MusicXML at written pitch: the
+    MusicXML test suite's 72a gives 60, 62, 69 where all three parts sound C4."""
+    from music21 import instrument
+
+    found = part.recurse().getElementsByClass(instrument.Instrument)
+    if part.atSoundingPitch is not True and any(i.transposition is not None for i in found):
+        return part.toSoundingPitch()
+    return part
 
 
 def _ticks(quarters) -> int:
