@@ -172,3 +172,18 @@ def test_a_tempo_curve_is_a_few_marks_that_play_as_long_as_the_midi(tmp_path):
 
     parsed = converter.parse(str(sheet.write_musicxml(score, tmp_path / "t.musicxml", "t")))
     assert len(list(parsed.recurse().getElementsByClass(tempo.MetronomeMark))) == len(marks)
+
+
+def test_a_note_released_just_before_the_next_is_written_legato(tmp_path):
+    from music21 import converter, note
+
+    # quarter notes played 0.85 of a beat long, then a staccato eighth and an eighth rest
+    notes = [(60 + 2 * i, 80, i * 480, i * 480 + 408) for i in range(4)]
+    notes += [(72, 80, 4 * 480, 4 * 480 + 240), (71, 80, 5 * 480, 6 * 480)]
+    score = make_score([(0, False, notes)])
+    got = sheet._quantised(score)
+    assert [float(d) for _, d, _, _ in got] == [1, 1, 1, 1, 0.5, 1]
+    parsed = converter.parse(str(sheet.write_musicxml(score, tmp_path / "l.musicxml", "l")))
+    assert all(n.duration.dots == 0 for n in parsed.recurse().getElementsByClass(note.Note))
+    rests = [r.quarterLength for r in parsed.recurse().getElementsByClass(note.Rest)]
+    assert 0.5 in rests and not [r for r in rests if r < 0.25]

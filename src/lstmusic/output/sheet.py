@@ -14,6 +14,7 @@ the notation (measures, ties, rests, beams) and writes the MusicXML, and Verovio
 
 from __future__ import annotations
 
+import bisect
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,8 +33,14 @@ MAX_NOTES = 6000  # likewise: about 30 pages of dense piano music
 MAX_BARS = 1000
 
 
-def _quantised(score) -> list[tuple[Fraction, Fraction, int, int]]:
-    """(onset, duration, pitch, velocity) in quarter notes on GRID, pitched notes only."""
+LEGATO_GAP = Fraction(1, 4)  # quarter notes: a shorter gap before the next onset is legato
+
+
+def _quantised(score, legato: bool = True) -> list[tuple[Fraction, Fraction, int, int]]:
+    """(onset, duration, pitch, velocity) in quarter notes on GRID, pitched notes only. With
+    `legato`, a note that stops just before the next onset (less than LEGATO_GAP, and less
+    than half its own length) is held to it: real MIDI is played, not written, and a
+    quarter note released a 32nd early would be written as a double-dotted eighth and rests."""
     tpq = score.ticks_per_quarter
     out = []
     for track in score.tracks:
@@ -52,6 +59,20 @@ def _quantised(score) -> list[tuple[Fraction, Fraction, int, int]]:
         if pitch in following and following[pitch] > onset:
             out[i] = (onset, min(duration, following[pitch] - onset), pitch, velocity)
         following[pitch] = onset
+    return _legato(out) if legato else out
+
+
+def _legato(notes: list) -> list:
+    onsets = sorted({n[0] for n in notes})
+    out = []
+    for onset, duration, pitch, velocity in notes:
+        end = onset + duration
+        k = bisect.bisect_left(onsets, end)  # the first onset at or after the note's end
+        if k < len(onsets) and onsets[k] > end:
+            gap = onsets[k] - end
+            if gap < LEGATO_GAP and gap < duration / 2:
+                duration = onsets[k] - onset
+        out.append((onset, duration, pitch, velocity))
     return out
 
 
