@@ -187,3 +187,13 @@ def test_a_note_released_just_before_the_next_is_written_legato(tmp_path):
     assert all(n.duration.dots == 0 for n in parsed.recurse().getElementsByClass(note.Note))
     rests = [r.quarterLength for r in parsed.recurse().getElementsByClass(note.Rest)]
     assert 0.5 in rests and not [r for r in rests if r < 0.25]
+
+
+def test_two_metres_at_the_start_give_the_last_one(tmp_path):
+    from music21 import converter, meter
+
+    notes = [(60 + i, 80, i * 480, i * 480 + 480) for i in range(8)]
+    score = make_score([(0, False, notes)], time_signatures=((0, 6, 8), (0, 4, 4)))
+    parsed = converter.parse(str(sheet.write_musicxml(score, tmp_path / "m.musicxml", "m")))
+    sigs = {ts.ratioString for ts in parsed.recurse().getElementsByClass(meter.TimeSignature)}
+    assert sigs == {"4/4"}

@@ -193,8 +193,10 @@ def _pitch(midi: int, name: str):
 
 def _metre_and_tempo(staff, score, meter, tempo) -> None:
     tpq = score.ticks_per_quarter
-    sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures] or \
-        [(0, 4, 4)]
+    # One metre per moment, the last given (a file that states 6/8 then 4/4 at tick 0 is in
+    # 4/4: two at one offset made music21 write a 6/8 bar before the music)
+    at = {ts.time: (ts.numerator, ts.denominator) for ts in score.time_signatures}
+    sigs = [(time, *sig) for time, sig in at.items()] or [(0, 4, 4)]
     last = None
     for time, num, den in sorted(sigs):
         if (num, den) != last:
