@@ -728,3 +728,36 @@ def test_page_redoes_bars_of_a_result_in_chromium(server):
             .inner_text()
         assert "--redo-bars 2-3" in page.locator(".command").first.text_content()
         browser.close()
+
+
+def test_every_page_of_a_long_score_is_on_the_page_in_chromium(server):
+    sync_playwright = _playwright()
+    base, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(base + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.fill("#bars", "64")
+        page.fill("#seed", "32")
+        page.click("text=Generate")
+        page.wait_for_selector(".sheet .page svg", timeout=120_000)
+        page.wait_for_function("() => document.querySelectorAll('.sheet .page svg').length > 1",
+                               timeout=30_000)
+        browser.close()
+
+
+def test_every_page_of_a_long_score_is_served(server):
+    base, _ = server
+    status = _generate(base, bars=64, seed=31)
+    assert status["state"] == "done", status["error"]
+    r = status["results"][0]
+    pages = r["svg_pages"]
+    assert len(pages) >= 2 and pages[0] == r["svg"] and pages[1].endswith("/svg-2")
+    for url in pages:
+        code, data, headers = _call(base + url)
+        assert code == 200 and headers["content-type"].startswith("image/svg+xml")
+        assert data.lstrip().startswith(b"<")
+    last = int(pages[-1].rsplit("-", 1)[-1]) if len(pages) > 1 else 1
+    for missing in (f"svg-{last + 1}", "svg-1", "svg-0", "svg-99", "svg-x", "svg-%EF%BC%92"):
+        assert _call_quietly(base + f"{r['svg'][:-3]}{missing}") == 404, missing  # ２: ASCII

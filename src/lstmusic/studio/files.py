@@ -90,11 +90,29 @@ class Shelf:
 
 
 def variation_file(job, index: int, kind: str) -> Path | None:
-    """Where a finished job's variation `index` has its file of `kind`; None for a job, an
-    index or a kind that is not there (nothing a user sends becomes a path)."""
+    """Where a finished job's variation `index` has its file of `kind` (`svg-K`: page K of
+    its score); None for a job, an index or a kind that is not there (nothing a user sends
+    becomes a path: a page is a number checked against the page cap)."""
     if job is None or job.state != "done" or not 1 <= index <= len(job.results):
         return None
+    page = page_of(kind)
+    if page:
+        return job.folder / f"variation-{index}-{page}.svg"
     return job.folder / f"variation-{index}.{kind}" if kind in KINDS else None
+
+
+def page_of(kind: str) -> int:
+    """K of a kind `svg-K` (2 <= K <= the page cap of a score), else 0."""
+    from lstmusic.output.sheet import MAX_PAGES
+
+    head, sep, tail = kind.partition("-")
+    if head != "svg" or not sep or not tail.isascii() or not tail.isdigit():
+        return 0
+    return int(tail) if 2 <= int(tail) <= MAX_PAGES else 0
+
+
+def media_type(kind: str) -> str:
+    return KINDS["svg"] if page_of(kind) else KINDS[kind]
 
 
 def copy_redo(job, index: int, to: Path) -> None:
@@ -138,6 +156,9 @@ def result(job, index: int, report, entry: ModelEntry, files) -> dict:
             "no_audio": _no_audio(audio, report, files),
             "png": f"{base}/png", "download_name": f"lstmusic-{req.cfg.seed}-{index}.mid",
             "svg": f"{base}/svg" if sheet else None,
+            # every page of the score: svg, svg-2, svg-3...
+            "svg_pages": [f"{base}/svg" + (f"-{k}" if k > 1 else "") for k in range(
+                1, sum(p.suffix == ".svg" for p in files.score) + 1)],
             "musicxml": f"{base}/musicxml" if sheet else None,
             "timemap": f"{base}/timemap" if sheet else None,
             "no_score": files.no_score.rsplit(": ", 1)[-1] if files.no_score else "",

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from fastapi import Request as HttpRequest  # a module global: FastAPI reads the annotation
 
 from lstmusic.common.errors import UserError
-from lstmusic.studio.files import KINDS, MAX_UPLOAD_BYTES
+from lstmusic.studio.files import MAX_UPLOAD_BYTES, media_type
 from lstmusic.studio.jobs import Busy, Studio
 from lstmusic.studio.requests import LIMITS, find_models
 
@@ -102,7 +102,7 @@ def create_app(studio: Studio, host: str = "127.0.0.1"):
             raise HTTPException(404, "no such file")
         name = f"lstmusic-{studio.status(job_id)['settings']['seed']}-{index}.{kind}"
         disposition = "attachment" if kind in ("mid", "musicxml") else "inline"
-        return FileResponse(path, media_type=KINDS[kind], filename=name,
+        return FileResponse(path, media_type=media_type(kind), filename=name,
                             content_disposition_type=disposition)
 
     return app

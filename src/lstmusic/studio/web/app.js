@@ -237,9 +237,10 @@ function variation(r, count, preload) {
 // The engraved score, inline so that its notes can light up while the audio plays: Verovio's
 // time map says when each note begins; the notes of the latest moment heard are marked.
 async function showSheet(box, r, audio) {
-  const [svg, map] = await Promise.all([fetch(r.svg).then((x) => x.text()),
-                                        fetch(r.timemap).then((x) => x.json())]);
-  box.innerHTML = svg;
+  const pages = r.svg_pages && r.svg_pages.length ? r.svg_pages : [r.svg];
+  const [map, ...svgs] = await Promise.all([fetch(r.timemap).then((x) => x.json()),
+                                            ...pages.map((u) => fetch(u).then((x) => x.text()))]);
+  box.innerHTML = svgs.map((svg) => `<div class="page">${svg}</div>`).join("");
   if (!audio) return;
   let lit = [];
   const follow = () => {
