@@ -79,7 +79,8 @@ def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer,
             if cfg.loop and k == len(sections) - 1 and first:  # the end leads to the start
                 after = first[sections[0].letter].ids[:SEAM_TOKENS]
             written = yield from _write(composer, cfg, prime + new + part.ids, style, still,
-                                        gen, steer, after, share0, sec.bars / total, run)
+                                        gen, steer, after, share0, sec.bars / total, run,
+                                        opened=bool(new or part.ids))
             resampled += written[1]
             base = len(part.ids)
             part = _Part(part.ids + written[0].ids,
@@ -96,44 +97,55 @@ def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer,
                    prime_beats=start, resampled=resampled), layout
 
 
-def _write(composer, cfg, context, style, bars, gen, steer, after, share0, weight, run):
+def _write(composer, cfg, context, style, bars, gen, steer, after, share0, weight, run,
+           opened: bool):
     """(`bars` new bars after `context`, the bars the guard resampled). When `after` (the
     restated tokens that follow) is known, the last bar is chosen among SEAM_CANDIDATES: only
-    the seam costs more than free composing, and the restated bars cost nothing."""
+    the seam costs more than free composing, and the restated bars cost nothing. `opened`:
+    the form has written bars before (whose last is closed here)."""
     head, resampled = _Part([], [0]), 0
     if after and bars > 1:
-        heads, counts = yield from _sample(composer, cfg, context, style, bars - 1, 1, gen,
-                                           steer, share0, weight * (bars - 1) / bars, run)
+        heads, counts, _ = yield from _sample(composer, cfg, context, style, bars - 1, 1, gen,
+                                              steer, share0, weight * (bars - 1) / bars, run,
+                                              opened)
         head, resampled = heads[0], counts[0]
         share0, weight, bars = share0 + weight * (bars - 1) / bars, weight / bars, 1
     n = SEAM_CANDIDATES if after else 1
-    parts, more = yield from _sample(composer, cfg, context + head.ids, style, bars, n, gen,
-                                     steer, share0, weight, run)
+    parts, more, lead = yield from _sample(composer, cfg, context + head.ids, style, bars, n,
+                                           gen, steer, share0, weight, run,
+                                           opened or bool(head.ids))
     best = 0
-    if after:
-        best = int(np.argmin(run.seam_nlls([p.ids for p in parts], after)))
+    if after:  # scored from the state after the context and its lead (see _sample)
+        best = int(np.argmin(run.seam_nlls([p.ids[lead:] for p in parts], after)))
     tail = parts[best]
     return (_Part(head.ids + tail.ids, head.marks + [len(head.ids) + m for m in tail.marks[1:]]),
             resampled + more[best])
 
 
-def _sample(composer, cfg, context, style, bars, n, gen, steer, share0, weight, run):
-    """n candidates of `bars` bars after `context`, cut at their last bar line, and the bars
-    the guard resampled in each."""
-    # After a REMI context that ends on a bar line, the first Bar token sampled closes the
-    # context's last bar (the grammar counts Bar tokens): one bar more is asked for, and that
-    # empty one dropped.
-    extra = int(bool(context) and composer.vocabulary.bar_id >= 0)
-    sampling = composer.sampling(cfg, context, style, n, bars + extra, gen, steer,
-                                 primed=run.after(context), first_bar=run.first_bar)
+def _sample(composer, cfg, context, style, bars, n, gen, steer, share0, weight, run,
+            opened: bool):
+    """(n candidates of `bars` bars after `context`, cut at their last bar line; the bars
+    the guard resampled in each; how many tokens each begins with that were not sampled)."""
+    bar = composer.vocabulary.bar_id
+    if opened and bar >= 0:
+        # After bars of the form, REMI's Bar token is written here, not sampled: the model
+        # could otherwise add notes to the last bar (whose copy then differs from it).
+        lead, extra = [bar], 0
+    else:
+        # The piece's start, or a prime that ends on a bar line: the first Bar token sampled
+        # counts as a bar closed (the grammar counts Bar tokens): one bar more is asked for,
+        # and that empty one dropped.
+        lead, extra = [], int(bar >= 0)
+    sampling = composer.sampling(cfg, context + lead, style, n, bars + extra, gen, steer,
+                                 primed=run.after(context + lead), first_bar=run.first_bar)
     for share in sampling:
         yield share0 + weight * share
     parts = []
     for r in sampling.rows:
-        marks = r.marks[1:] if len(r.marks) > 1 and r.marks[1] == 0 else r.marks
-        parts.append(_Part(r.ids[: marks[bars]] if len(marks) > bars else list(r.ids),
-                           marks[: bars + 1]))
-    return parts, [r.resampled for r in sampling.rows]
+        marks = r.marks[1:] if extra and len(r.marks) > 1 and r.marks[1] == 0 else r.marks
+        ids = r.ids[: marks[bars]] if len(marks) > bars else list(r.ids)
+        parts.append(_Part(lead + ids, [0] + [len(lead) + m for m in marks[1: bars + 1]]))
+    return parts, [r.resampled for r in sampling.rows], len(lead)
 
 
 class _Context:
