@@ -31,13 +31,6 @@ def folder_form(folder: Path) -> dict:
     return {bars: form.restatement(scores, bars) for bars in form.BARS} | {"files": len(scores)}
 
 
-def _bar_notes(score, bar: int) -> frozenset:
-    from lstmusic.evaluation import form
-
-    sets = form.bar_sets(score, bar)
-    return sets[bar - 1] if len(sets) >= bar else frozenset()
-
-
 def _jaccard(a, b) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
@@ -59,12 +52,12 @@ def model_form(run_dir, samples: int) -> dict:
         t_form.append(time.perf_counter() - t1)
     a_restated, b_restating = [], []
     for p in shaped:
-        for k in range(1, 5):  # A's bars 5-8 and 13-16 against the first A's 1-4
-            first = _bar_notes(p.score, k)
-            a_restated += [_jaccard(first, _bar_notes(p.score, k + d)) >= form.NEAR
-                           for d in (4, 12)]
-            b_restating.append(max(_jaccard(_bar_notes(p.score, 8 + k), _bar_notes(p.score, j))
-                                   for j in range(1, 5)) >= form.NEAR)
+        sets = form.bar_sets(p.score, 16)
+        sets += [frozenset()] * (16 - len(sets))  # silent last bars (0-based: bar 1 is 0)
+        for k in range(4):  # A's bars 5-8 and 13-16 against the first A's 1-4
+            a_restated += [_jaccard(sets[k], sets[k + d]) >= form.NEAR for d in (4, 12)]
+            b_restating.append(max(_jaccard(sets[8 + k], sets[j]) for j in range(4))
+                               >= form.NEAR)
     out = {}
     for name, pieces in (("free", free), ("form AABA", shaped)):
         scores = [p.score for p in pieces]

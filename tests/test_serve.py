@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import wave
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -697,14 +698,21 @@ def test_generate_waits_until_the_page_is_ready_in_chromium(server):
         browser.close()
 
 
-def test_page_redoes_bars_of_a_result_in_chromium(server):
+@contextmanager
+def _studio_page(base: str):
+    """(browser, page): the studio's page open in Chromium, its models listed."""
     sync_playwright = _playwright()
-    base, _ = server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(base + "/")
         page.wait_for_selector("#model option", state="attached")
+        yield browser, page
+
+
+def test_page_redoes_bars_of_a_result_in_chromium(server):
+    base, _ = server
+    with _studio_page(base) as (browser, page):
         page.fill("#bars", "4")
         page.fill("#seed", "31")
         page.fill("#key", "A minor")
@@ -731,13 +739,8 @@ def test_page_redoes_bars_of_a_result_in_chromium(server):
 
 
 def test_every_page_of_a_long_score_is_on_the_page_in_chromium(server):
-    sync_playwright = _playwright()
     base, _ = server
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(base + "/")
-        page.wait_for_selector("#model option", state="attached")
+    with _studio_page(base) as (browser, page):
         page.fill("#bars", "64")
         page.fill("#seed", "32")
         page.click("text=Generate")

@@ -33,6 +33,11 @@ class _Part:
     ids: list[int]
     marks: list[int]  # bar starts, the first 0
 
+    def then(self, other: _Part) -> _Part:
+        """This part followed by `other`."""
+        return _Part(self.ids + other.ids,
+                     self.marks + [len(self.ids) + m for m in other.marks[1:]])
+
 
 def compose(composer, cfg: GenerateConfig, prime: list[int], style: int,
             gen: torch.Generator, steer=None) -> Generator[float, None, tuple[list, list]]:
@@ -56,8 +61,7 @@ def compose(composer, cfg: GenerateConfig, prime: list[int], style: int,
 
 
 def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer, shifts):
-    new: list[int] = []
-    marks = [0]
+    done = _Part([], [0])  # the piece so far, after the prime
     first: dict[str, _Part] = {}
     layout, bar, resampled = [], 1, 0
     total = sum(s.bars for s in sections)
@@ -75,25 +79,21 @@ def _piece(composer, cfg, sections: list[FormSection], prime, style, gen, steer,
         part = _shifted(kept, sec.shift, shifts) if kept else _Part([], [0])
         still = sec.bars - (len(part.marks) - 1)
         if still > 0:
-            after = _next_restatement(sections, k, first, sec, part, shifts)
+            after = _next_restatement(sections, k, first, sec, shifts)
             if cfg.loop and k == len(sections) - 1 and first:  # the end leads to the start
                 after = first[sections[0].letter].ids[:SEAM_TOKENS]
-            written = yield from _write(composer, cfg, prime + new + part.ids, style, still,
-                                        gen, steer, after, share0, sec.bars / total, run,
-                                        opened=bool(new or part.ids))
-            resampled += written[1]
-            base = len(part.ids)
-            part = _Part(part.ids + written[0].ids,
-                         part.marks + [base + m for m in written[0].marks[1:]])
+            written = yield from _write(composer, cfg, prime + done.ids + part.ids, style,
+                                        still, gen, steer, after, share0, sec.bars / total,
+                                        run, opened=bool(done.ids or part.ids))
+            part, resampled = part.then(written[0]), resampled + written[1]
         if sec.letter not in first:
             first[sec.letter] = part
         layout.append({"section": sec.name, "bar": bar, "bars": sec.bars,
                        "restated": kept is not None and not sec.varied})
         bar += sec.bars
-        marks += [len(new) + m for m in part.marks[1:]]
-        new += part.ids
-    end, start = _clock(composer, run, prime, new, start)
-    return Sampled(ids=new, marks=marks, bars=bar - 1, end_beats=end - start,
+        done = done.then(part)
+    end = _end_of(composer, run, prime + done.ids)
+    return Sampled(ids=done.ids, marks=done.marks, bars=bar - 1, end_beats=end - start,
                    prime_beats=start, resampled=resampled), layout
 
 
@@ -117,9 +117,7 @@ def _write(composer, cfg, context, style, bars, gen, steer, after, share0, weigh
     best = 0
     if after:  # scored from the state after the context and its lead (see _sample)
         best = int(np.argmin(run.seam_nlls([p.ids[lead:] for p in parts], after)))
-    tail = parts[best]
-    return (_Part(head.ids + tail.ids, head.marks + [len(head.ids) + m for m in tail.marks[1:]]),
-            resampled + more[best])
+    return head.then(parts[best]), resampled + more[best]
 
 
 def _sample(composer, cfg, context, style, bars, n, gen, steer, share0, weight, run,
@@ -198,7 +196,7 @@ class _Context:
         return out
 
 
-def _next_restatement(sections, k, first, sec, part, shifts) -> list[int]:
+def _next_restatement(sections, k, first, sec, shifts) -> list[int]:
     """The restated tokens right after section k, if the next section restates a letter
     known by then (section k's own letter included); else []."""
     if k + 1 >= len(sections):
@@ -221,12 +219,11 @@ def _shifted(part: _Part, shift: int, shifts) -> _Part:
 
 
 @torch.inference_mode()  # the context's grammar state was made in inference mode
-def _clock(composer, run: _Context, prime: list[int], new: list[int],
-           start: float) -> tuple[float, float]:
-    """(where the piece's last whole bar ends, where the prime ends), in beats, by the
-    grammar's clock (a REMI piece's next Bar token closes its last bar)."""
+def _end_of(composer, run: _Context, ids: list[int]) -> float:
+    """Where the last whole bar of `ids` ends, in beats, by the grammar's clock (a REMI
+    piece's next Bar token closes its last bar)."""
     g = composer.grammar
-    gs = run.after(prime + new)[2]
+    gs = run.after(ids)[2]
     if composer.vocabulary.bar_id >= 0:
         gs = g.advance(gs, torch.tensor([composer.vocabulary.bar_id], device=g.masks.device))
-    return float(gs.bar_start[0]) / g.tpq, start
+    return float(gs.bar_start[0]) / g.tpq

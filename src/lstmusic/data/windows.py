@@ -22,7 +22,7 @@ import torch
 
 from lstmusic.common.config import BOS, EOS, PAD
 from lstmusic.common.errors import UserError
-from lstmusic.data.dataset import Dataset
+from lstmusic.data.dataset import MANIFEST, Dataset
 
 # Tokens read per chunk when counting a whole split (the unigram baseline): a bounded
 # buffer, whatever the corpus size.
@@ -189,8 +189,6 @@ class TrainingData:
     @classmethod
     def open(cls, path: Path) -> TrainingData:
         """The dataset at `path` made ready to train on; UserError if it cannot be."""
-        from lstmusic.data.dataset import MANIFEST
-
         ds = Dataset.open(path)
         train, validation = spans(ds, "train"), spans(ds, "validation")
         if not len(validation):
